@@ -1,0 +1,19 @@
+"""The pack's ComfyUI nodes: thin typed adapters over ``remaskable_core``."""
+
+from typing_extensions import override
+
+from comfy_api.latest import ComfyExtension, io
+
+from . import sam
+from .runtime import register_model_folders
+
+NODES: list[type[io.ComfyNode]] = [
+    *sam.NODES,
+]
+
+
+class ReMaskableExtension(ComfyExtension):
+    @override
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        register_model_folders()  # before any schema lists model files
+        return NODES
