@@ -235,13 +235,13 @@ MODELS: tuple[ModelEntry, ...] = (
                           "c6bbc15e3224e6973459ba78de4998b80b50112b0ae5b5c67113d56b4e366b19", 4265437280),),
     ),
     ModelEntry(
-        name="v1-5-pruned-emaonly.safetensors", folder="checkpoints", kind="checkpoint", variant="sd15",
+        name="v1-5-pruned-emaonly.ckpt", folder="checkpoints", kind="checkpoint", variant="sd15",
         description="Stable Diffusion 1.5 (plain 4-channel UNet), for blended latent inpainting",
         source="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5",
         license="CreativeML OpenRAIL-M", commercial_use=True,
         files=(RemoteFile("", _HF + "stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/"
-                              "v1-5-pruned-emaonly.safetensors",
-                          "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa", 4265146304),),
+                              "v1-5-pruned-emaonly.ckpt",
+                          "cc6cb27103417325ff94f52b7a5d2dde45a7515b25c255d8e396c90014281516", None),),
     ),
     ModelEntry(
         name="control_v11p_sd15_canny_fp16.safetensors", folder="controlnet", kind="controlnet", variant="canny",
