@@ -4,11 +4,13 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import sam
+from . import fuse, refine, sam
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
     *sam.NODES,
+    *refine.NODES,
+    *fuse.NODES,
 ]
 
 
