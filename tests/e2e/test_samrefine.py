@@ -142,6 +142,31 @@ def test_batches_get_one_prompt_and_one_mask_each(comfy, uploaded):
     assert _mask_png(comfy, result, "30").shape == (2, HEIGHT, WIDTH)
 
 
+def test_refine_with_a_head_trained_by_the_command(comfy, uploaded, tmp_path):
+    from remaskable_core.__main__ import main
+    from tests.fixtures.refine_cases import write_celebamask_style_dataset
+
+    name, region = uploaded
+    images, masks = write_celebamask_style_dataset(tmp_path)
+    head = comfy.models_dir / "remaskable_heads" / "hair_e2e.safetensors"
+    assert main(["train-head", "--images", str(images), "--masks", str(masks), "--dinov2",
+                 str(comfy.models_dir / "dinov2" / "dinov2_vits14.safetensors"), "--out", str(head),
+                 "--resolution", "98", "--epochs", "5"]) == 0
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "2": {"class_type": "ReMaskable.LoadDINOv2", "inputs": {"model_name": "dinov2_vits14.safetensors"}},
+        "3": {"class_type": "ReMaskable.DINOv2Refine",
+              "inputs": {"image": ["1", 0], "mask": ["1", 1], "dinov2_model": ["2", 0], "band_width": BAND,
+                         "resolution": 112, "head": "hair_e2e.safetensors"}},
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 1]}},
+    }
+    _save_mask(prompt, "30", ["3", 0], "refined_head")
+    result = comfy.client.wait(comfy.client.queue(prompt), timeout=300)
+    assert result.status == "success", result.error
+    assert "image 0:" in _text(result, "4")
+    assert _mask_png(comfy, result, "30").shape == (1, HEIGHT, WIDTH)
+
+
 @pytest.mark.parametrize("node,inputs,fragments", [
     ("ReMaskable.SAMPrompt", {"prompts": '{"points": [{"x": 500, "y": 5}]}', "selection": "score"},
      ["'prompts'", "(500, 5)", "131x97"]),

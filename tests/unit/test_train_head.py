@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from remaskable_core.__main__ import main
 from remaskable_core.refine import LinearHead
 from tests.fixtures.fake_samrefine import save_transformers_layout, tiny_transformers_dinov2
+from tests.fixtures.refine_cases import write_celebamask_style_dataset
 
 
 @pytest.fixture
 def dataset(tmp_path):
-    """CelebA-HQ-img/N.jpg and CelebAMask-HQ-mask-anno/<N//2000>/<N:05d>_hair.png; image 2 has no hair file."""
-    images, masks = tmp_path / "CelebA-HQ-img", tmp_path / "CelebAMask-HQ-mask-anno"
-    images.mkdir()
-    (masks / "0").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for number in range(5):
-        pixels = (rng.random((70, 70, 3)) * 60 + 40).astype(np.uint8)
-        hair = np.zeros((70, 70), np.uint8)
-        if number != 2:
-            hair[:25 + 3 * number] = 255
-            pixels[hair > 0] = (40, 25, 10)
-        Image.fromarray(pixels).save(images / f"{number}.jpg")
-        if number != 2:
-            Image.fromarray(hair).resize((35, 35), Image.NEAREST).save(masks / "0" / f"{number:05d}_hair.png")
-    (images / "notes.txt").write_text("not an image")
+    images, masks = write_celebamask_style_dataset(tmp_path)
     dinov2 = tmp_path / "dinov2_vits14.safetensors"
     save_transformers_layout(tiny_transformers_dinov2(), dinov2)
     return images, masks, dinov2
