@@ -10,8 +10,8 @@ from ..remaskable_core.tensors import as_rgb, mask_for_image
 from . import types
 from .runtime import (PackModel, download_input, model_file_input, model_names, output_device, progress_callback,
                       resolve_model_file)
+from .sam import SEGMENTATION
 
-SEGMENTATION = f"{types.CATEGORY}/segmentation"
 NO_HEAD = "none"
 
 

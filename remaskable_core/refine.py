@@ -30,6 +30,15 @@ from .mask_ops import bounding_box, drop_islands, grow
 FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
 
 HEAD_FORMAT = "remaskable.linear_head.v1"
+REFINE_ROUNDS = 3  # reclassification rounds at most; they stop early once nothing changes
+
+# Joint bilateral upsampling: cells within UPSAMPLE_REACH cells of a pixel vote, with a Gaussian fall-off of
+# UPSAMPLE_SPREAD cells; a cell's vote also counts by its confidence |2p - 1| ** UPSAMPLE_CONFIDENCE_POWER, so the
+# undecided cells that straddle the edge (and cells whose feature blurs the two sides) give way to decided ones.
+UPSAMPLE_REACH = 3
+UPSAMPLE_SPREAD = 1.5
+UPSAMPLE_CONFIDENCE_POWER = 2.0
+_UPSAMPLE_CHUNK = 32768  # pixels per vectorised block (bounds memory on large bands)
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,8 @@ class RefineSettings:
             raise InvalidInputError("prototypes", f"must not be negative, got {self.prototypes}.")
         if not 0.0 <= self.margin < 0.5:
             raise InvalidInputError("margin", f"must be in [0, 0.5), got {self.margin}.")
+        if self.edge_sigma <= 0:
+            raise InvalidInputError("edge_sigma", f"must be positive, got {self.edge_sigma}.")
 
 
 @dataclass
@@ -215,8 +226,6 @@ def refine_mask(image: torch.Tensor, mask: torch.Tensor, features: torch.Tensor,
     return RefineOutcome(refined, int(((refined >= 0.5) != inside).sum()))
 
 
-REFINE_ROUNDS = 3
-
 
 def _reclassify_band(image: torch.Tensor, mask: torch.Tensor, allowed: torch.Tensor, cells: torch.Tensor,
                      grid: tuple[int, int], settings: RefineSettings, head: LinearHead | None) -> torch.Tensor | str:
@@ -251,15 +260,6 @@ def _reclassify_band(image: torch.Tensor, mask: torch.Tensor, allowed: torch.Ten
     refined[grow_here > 0.5] = 1.0
     refined[shrink_here > 0.5] = 0.0
     return refined
-
-
-# Joint bilateral upsampling: cells within UPSAMPLE_REACH cells of a pixel vote, with a Gaussian fall-off of
-# UPSAMPLE_SPREAD cells; a cell's vote also counts by its confidence |2p - 1| ** UPSAMPLE_CONFIDENCE_POWER, so the
-# undecided cells that straddle the edge (and cells whose feature blurs the two sides) give way to decided ones.
-UPSAMPLE_REACH = 3
-UPSAMPLE_SPREAD = 1.5
-UPSAMPLE_CONFIDENCE_POWER = 2.0
-_UPSAMPLE_CHUNK = 32768  # pixels per vectorised block (bounds memory on large bands)
 
 
 def edge_aware_upsample(cell_probability: torch.Tensor, image: torch.Tensor, pixels: torch.Tensor,
