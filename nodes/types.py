@@ -10,3 +10,6 @@ IdentityModel = io.Custom("REMASKABLE_IDENTITY")
 
 CATEGORY = "ReMaskable"
 LOADERS = f"{CATEGORY}/loaders"
+FaceDetectorModel = io.Custom("REMASKABLE_FACE_DETECTOR")
+FaceCrop = io.Custom("FACE_CROP")
+FACES = f"{CATEGORY}/faces"
