@@ -121,14 +121,20 @@ def _overlap(a: Face, b: Face) -> tuple[float, float]:
 
 
 def merge_detections(faces: list[Face], iou: float = 0.3, containment: float = 0.5) -> list[Face]:
-    """Greedy suppression, most confident first: a face is dropped when it overlaps a kept one by more than
-    ``iou``, or lies mostly (``containment`` of its area) inside or around it."""
+    """One detection per face. Most confident first, a face overlapping a kept one by more than ``iou`` is
+    dropped; of two boxes where one lies mostly (``containment`` of its area) inside the other, the bigger is kept:
+    the smaller one is a part of the face seen by a tile."""
     kept: list[Face] = []
     for face in sorted(faces, key=lambda f: -f.score):
-        overlaps = [_overlap(face, k) for k in kept]
-        if not any(union > iou or smaller > containment for union, smaller in overlaps):
+        overlapping = [(k, _overlap(face, k)) for k in kept]
+        if any(union > iou for _, (union, _) in overlapping):
+            continue
+        inside = [k for k, (_, smaller) in overlapping if smaller > containment]
+        if not inside:
             kept.append(face)
-    return kept
+        elif all(face.area > k.area for k in inside):
+            kept = [k for k in kept if all(k is not i for i in inside)] + [face]
+    return sorted(kept, key=lambda f: -f.score)
 
 
 class MediapipeFaceDetector:
