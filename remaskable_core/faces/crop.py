@@ -320,9 +320,12 @@ def stitch_faces(images: torch.Tensor, edited: torch.Tensor, crops: FaceCrops,
         mask = torch.nn.functional.interpolate(mask[:, None], size=(size, size), mode="bilinear",
                                                align_corners=False)[:, 0].clamp(0, 1)
 
-    outputs, pasted = [], []
+    batch, height, width = photos.shape[:3]
+    channels = 4 if alpha_channel is not None else 3
+    result = torch.empty((variants * batch, height, width, channels))
+    pasted = torch.zeros((variants * batch, height, width))
     for variant in range(variants):
-        for index in range(crops.image_count):
+        for index in range(batch):
             pieces = []
             for number, item in enumerate(crops.items):
                 if item.image_index != index or item.is_placeholder:
@@ -333,79 +336,123 @@ def stitch_faces(images: torch.Tensor, edited: torch.Tensor, crops: FaceCrops,
                     weight = weight * mask[position if mask.shape[0] == count * variants else
                                            number if mask.shape[0] == count else 0].cpu().numpy()
                 pieces.append((item, edited[position].cpu().numpy(), weight))
-            image, weight = _stitch_photo(photos[index].cpu().numpy(), pieces, from_edited, size)
-            outputs.append(image)
-            pasted.append(weight)
-    result = torch.from_numpy(np.stack(outputs))
-    if alpha_channel is not None:
-        result = torch.cat([result, alpha_channel.cpu().repeat(variants, 1, 1, 1)], dim=-1)
-    return result, torch.from_numpy(np.stack(pasted))
+            target = result[variant * batch + index].numpy()
+            if alpha_channel is not None:
+                target[..., 3:] = alpha_channel[index].cpu().numpy()
+            _stitch_photo(photos[index].cpu().numpy(), target[..., :3], pasted[variant * batch + index].numpy(),
+                          pieces, from_edited, size)
+    return result, pasted
 
 
-def _stitch_photo(photo: np.ndarray, pieces: list[tuple[CroppedFace, np.ndarray, np.ndarray]],
-                  from_edited: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class _Placed:
+    """An edited crop warped into a rectangle [y0:y1, x0:x1] of its photo."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    weight: np.ndarray  # [h,w] paste weight
+    content: np.ndarray  # [h,w,C]
+    to_crop: np.ndarray  # [3,3] rectangle pixels -> crop pixels
+    size: int
+
+    @property
+    def rect(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y1), slice(self.x0, self.x1)
+
+    def within(self, x0: int, y0: int) -> tuple[slice, slice]:
+        return slice(self.y0 - y0, self.y1 - y0), slice(self.x0 - x0, self.x1 - x0)
+
+    def overlaps(self, other: "_Placed") -> bool:
+        return self.x0 < other.x1 and other.x0 < self.x1 and self.y0 < other.y1 and other.y0 < self.y1
+
+    def centre_distance(self) -> np.ndarray:
+        """[h,w] distance of each pixel from the crop's centre, in crop half-sides."""
+        xs, ys = np.meshgrid(np.arange(self.x1 - self.x0, dtype=np.float64),
+                             np.arange(self.y1 - self.y0, dtype=np.float64))
+        m, centre = self.to_crop, (self.size - 1) / 2
+        return np.hypot(m[0, 0] * xs + m[0, 1] * ys + m[0, 2] - centre,
+                        m[1, 0] * xs + m[1, 1] * ys + m[1, 2] - centre) / (self.size / 2)
+
+
+def _place(item: CroppedFace, edited: np.ndarray, weight: np.ndarray, from_edited: np.ndarray, size: int,
+           height: int, width: int) -> _Placed | None:
+    corners = np.array([[-1.0, -1.0, 1], [size, -1.0, 1], [-1.0, size, 1], [size, size, 1]]) @ _invert(item.matrix).T
+    x0 = max(int(math.floor(corners[:, 0].min())) - 1, 0)
+    y0 = max(int(math.floor(corners[:, 1].min())) - 1, 0)
+    x1 = min(int(math.ceil(corners[:, 0].max())) + 2, width)
+    y1 = min(int(math.ceil(corners[:, 1].max())) + 2, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    to_crop = _affine3(item.matrix) @ _affine3(np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
+    to_rect = _invert(to_crop[:2])
+    w, h = x1 - x0, y1 - y0
+    alpha = np.clip(warp(weight, to_rect, w, h, smooth=False, mirror=False), 0.0, 1.0)
+    content = np.clip(warp(edited, (_affine3(to_rect) @ from_edited)[:2], w, h, smooth=True, mirror=True), 0.0, 1.0)
+    return _Placed(x0, y0, x1, y1, alpha, content, to_crop, size)
+
+
+def _stitch_photo(photo: np.ndarray, out: np.ndarray, total: np.ndarray,
+                  pieces: list[tuple[CroppedFace, np.ndarray, np.ndarray]], from_edited: np.ndarray,
+                  size: int) -> None:
+    """Write ``photo`` with the pieces pasted into ``out`` ([H,W,3]) and their weight into ``total`` ([H,W],
+    zeros)."""
     height, width = photo.shape[:2]
-    placed = []  # (x0, y0, x1, y1, weight, distance from the crop centre, content) per crop, in photo regions
-    for item, edited, weight in pieces:
-        if not weight.any():
-            continue
-        corners = np.array([[-1.0, -1.0, 1], [size, -1.0, 1], [-1.0, size, 1], [size, size, 1]]) @ _invert(
-            item.matrix).T
-        x0 = max(int(math.floor(corners[:, 0].min())) - 1, 0)
-        y0 = max(int(math.floor(corners[:, 1].min())) - 1, 0)
-        x1 = min(int(math.ceil(corners[:, 0].max())) + 2, width)
-        y1 = min(int(math.ceil(corners[:, 1].max())) + 2, height)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        to_crop = _affine3(item.matrix) @ _affine3(np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))  # region -> crop
-        to_region = _invert(to_crop[:2])
-        w, h = x1 - x0, y1 - y0
-        alpha = np.clip(warp(weight, to_region, w, h, smooth=False, mirror=False), 0.0, 1.0)
-        content = np.clip(warp(edited, (_affine3(to_region) @ from_edited)[:2], w, h, smooth=True, mirror=True),
-                          0.0, 1.0)
-        xs, ys = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-        cx = to_crop[0, 0] * xs + to_crop[0, 1] * ys + to_crop[0, 2] - (size - 1) / 2
-        cy = to_crop[1, 0] * xs + to_crop[1, 1] * ys + to_crop[1, 2] - (size - 1) / 2
-        placed.append((x0, y0, x1, y1, alpha, np.hypot(cx, cy) / (size / 2), content))
+    placed = [p for p in (_place(item, edited, weight, from_edited, size, height, width)
+                          for item, edited, weight in pieces if weight.any()) if p is not None]
+    out[...] = photo
+    for group in _overlapping_groups(placed):
+        x0, y0 = min(p.x0 for p in group), min(p.y0 for p in group)
+        x1, y1 = max(p.x1 for p in group), max(p.y1 for p in group)
+        union = (slice(y0, y1), slice(x0, x1))
+        for piece in group:
+            np.maximum(total[piece.rect], piece.weight, out=total[piece.rect])
+        mix = group[0].content if len(group) == 1 else _mix_overlapping(group, x0, y0, x1, y1, photo.shape[2])
+        region, weight = photo[union], total[union]
+        changed = weight > 0
+        blended = region[changed] + weight[changed, None] * (mix[changed] - region[changed])
+        out[union][changed] = np.clip(blended, 0.0, 1.0)
 
-    total = np.zeros((height, width), np.float32)
-    out = photo.copy()
-    if not placed:
-        return out, total
-    # work inside the union of the crops' regions
-    ux0, uy0 = min(p[0] for p in placed), min(p[1] for p in placed)
-    ux1, uy1 = max(p[2] for p in placed), max(p[3] for p in placed)
-    union = (slice(uy0, uy1), slice(ux0, ux1))
-    nearest = np.full((uy1 - uy0, ux1 - ux0), np.inf)
-    for x0, y0, x1, y1, alpha, distance, _ in placed:
-        local = (slice(y0 - uy0, y1 - uy0), slice(x0 - ux0, x1 - ux0))
-        np.maximum(total[y0:y1, x0:x1], alpha, out=total[y0:y1, x0:x1])
-        np.minimum(nearest[local], np.where(alpha > 0, distance, np.inf), out=nearest[local])
-    # each crop's share of the content: softmax over the crops of log(weight) - distance / softness
+
+def _overlapping_groups(placed: list[_Placed]) -> list[list[_Placed]]:
+    """The crops in groups whose rectangles overlap (transitively); each group is blended on its own."""
+    groups: list[list[_Placed]] = []
+    for piece in placed:
+        joined = [g for g in groups if any(piece.overlaps(p) for p in g)]
+        groups = [g for g in groups if all(g is not j for j in joined)] + [[p for g in joined for p in g] + [piece]]
+    return groups
+
+
+def _mix_overlapping(group: list[_Placed], x0: int, y0: int, x1: int, y1: int, channels: int) -> np.ndarray:
+    """The content of overlapping crops over their union: per pixel a softmax over the crops of log(weight) minus
+    distance from the crop's centre / softness, so each face comes from its own crop."""
+    distances = [p.centre_distance() for p in group]
+    nearest = np.full((y1 - y0, x1 - x0), np.inf)
+    for piece, distance in zip(group, distances):
+        local = piece.within(x0, y0)
+        np.minimum(nearest[local], np.where(piece.weight > 0, distance, np.inf), out=nearest[local])
     scores, sums = [], np.zeros_like(nearest)
-    for x0, y0, x1, y1, alpha, distance, _ in placed:
-        local = (slice(y0 - uy0, y1 - uy0), slice(x0 - ux0, x1 - ux0))
+    for piece, distance in zip(group, distances):
+        local = piece.within(x0, y0)
         with np.errstate(invalid="ignore", over="ignore"):
-            score = np.where(alpha > 0, alpha * np.exp(-(distance - nearest[local]) / OVERLAP_SOFTNESS), 0.0)
+            score = np.where(piece.weight > 0,
+                             piece.weight * np.exp(-(distance - nearest[local]) / OVERLAP_SOFTNESS), 0.0)
         scores.append(score)
         sums[local] += score
     # mix = main + sum of share * (content - main), main = the biggest share's content: where all crops agree
     # (an unedited overlap) the mix is that content exactly, not a rounded weighted sum
-    main = np.zeros((uy1 - uy0, ux1 - ux0, photo.shape[2]), np.float32)
+    main = np.zeros((y1 - y0, x1 - x0, channels), np.float32)
     best = np.zeros_like(nearest)
-    for (x0, y0, x1, y1, _, _, content), score in zip(placed, scores):
-        local = (slice(y0 - uy0, y1 - uy0), slice(x0 - ux0, x1 - ux0))
+    for piece, score in zip(group, scores):
+        local = piece.within(x0, y0)
         better = score > best[local]
-        main[local][better] = content[better]
+        main[local][better] = piece.content[better]
         best[local][better] = score[better]
     mix = main.copy()
-    for (x0, y0, x1, y1, _, _, content), score in zip(placed, scores):
-        local = (slice(y0 - uy0, y1 - uy0), slice(x0 - ux0, x1 - ux0))
+    for piece, score in zip(group, scores):
+        local = piece.within(x0, y0)
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(score > 0, score / sums[local], 0.0).astype(np.float32)
-        mix[local] += share[..., None] * (content - main[local])
-    region, weight = photo[union], total[union]
-    changed = weight > 0
-    blended = region[changed] + weight[changed, None] * (mix[changed] - region[changed])
-    out[union][changed] = np.clip(blended, 0.0, 1.0)
-    return out, total
+        mix[local] += share[..., None] * (piece.content - main[local])
+    return mix

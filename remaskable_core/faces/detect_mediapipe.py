@@ -20,6 +20,7 @@ mediapipe's face mesh finds.
 from __future__ import annotations
 
 import importlib
+import math
 import threading
 from dataclasses import dataclass
 
@@ -45,12 +46,15 @@ class BlazeFaceModel:
     selection: int  # mediapipe's model_selection
     tiled: bool  # also run on the tile pyramid
     smallest_box: float = 1.0  # smallest face box found reliably, as a fraction of the (square) input side
-    largest_box: float = 0.5  # on tiles, boxes above this fraction of the tile are left to the coarser levels
+    # on tiles, boxes above this fraction of the tile are left to the next coarser level, where they are at least
+    # half as big (so this must be over twice smallest_box); tiles overlap by this much, so every face a level
+    # keeps lies whole inside one of its tiles
+    largest_box: float = 0.3
 
 
 MODELS = {
     # group photos: boxes from ~6.5 % of the input side are found, 12 % reliably
-    "full_range": BlazeFaceModel(selection=1, tiled=True, smallest_box=0.12),
+    "full_range": BlazeFaceModel(selection=1, tiled=True, smallest_box=0.12, largest_box=0.3),
     # close-ups only (boxes from ~15 % of the image): on tiles it finds as many false faces (scores 0.5-0.7) as
     # real ones, so it sees the whole image only
     "short_range": BlazeFaceModel(selection=0, tiled=False),
@@ -85,16 +89,17 @@ def arcface_points(keypoints: np.ndarray) -> np.ndarray:
                     ).astype(np.float32)
 
 
-def tile_grid(height: int, width: int, smallest_tile: float) -> list[tuple[int, int, int, int, int]]:
+def tile_grid(height: int, width: int, smallest_tile: float, overlap: float = 0.5
+              ) -> list[tuple[int, int, int, int, int]]:
     """(level, x0, y0, x1, y1) of every tile: level 0 is the whole image; level k squares of side long/2^k overlap
-    by half, so any face at most half a tile wide lies wholly inside one of them."""
+    by ``overlap`` of their side, so any face at most that wide lies wholly inside one of them."""
     tiles = [(0, 0, 0, width, height)]
     long_side = max(height, width)
     for level in range(1, MAX_TILE_LEVELS + 1):
         side = int(round(long_side / 2 ** level))
         if side < smallest_tile or side < 16:
             break
-        step = side // 2
+        step = max(side - int(math.ceil(overlap * side)), 1)
         xs = _positions(width, side, step)
         ys = _positions(height, side, step)
         tiles += [(level, x, y, min(x + side, width), min(y + side, height)) for y in ys for x in xs]
@@ -175,7 +180,7 @@ class MediapipeFaceDetector:
         height, width = image.shape[:2]
         smallest_tile = self.min_face_size / self.model.smallest_box if self.tiling else float("inf")
         found: list[Face] = []
-        for level, x0, y0, x1, y1 in tile_grid(height, width, smallest_tile):
+        for level, x0, y0, x1, y1 in tile_grid(height, width, smallest_tile, self.model.largest_box):
             tile_side = max(x1 - x0, y1 - y0)
             for face in self._detect_tile(image, x0, y0, x1, y1):
                 if level > 0 and (max(face.width, face.height) > self.model.largest_box * tile_side

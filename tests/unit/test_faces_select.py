@@ -84,18 +84,19 @@ def test_registry_choices_round_trip():
         parse_choice("no such detector")
 
 
-@pytest.mark.parametrize("height, width, smallest", [(886, 1280, 267), (100, 100, 10), (37, 1000, 60), (5, 5, 1)])
-def test_tiles_cover_every_small_face_whole(height, width, smallest):
-    tiles = detect_mediapipe.tile_grid(height, width, smallest)
+@pytest.mark.parametrize("height, width, smallest, overlap", [(886, 1280, 267, 0.3), (100, 100, 10, 0.5),
+                                                              (37, 1000, 60, 0.3), (5, 5, 1, 0.3)])
+def test_tiles_cover_every_small_face_whole(height, width, smallest, overlap):
+    tiles = detect_mediapipe.tile_grid(height, width, smallest, overlap)
     assert tiles[0] == (0, 0, 0, width, height)
     rng = np.random.default_rng(height)
     for level in {t[0] for t in tiles if t[0] > 0}:
         level_tiles = [t for t in tiles if t[0] == level]
         side = max(max(t[3] - t[1], t[4] - t[2]) for t in level_tiles)
         assert side >= smallest
-        for _ in range(200):  # any box at most half a tile wide lies inside one tile of the level
-            w = rng.uniform(1, min(side / 2, width))
-            h = rng.uniform(1, min(side / 2, height))
+        for _ in range(200):  # any box at most ``overlap`` of a tile wide lies inside one tile of the level
+            w = rng.uniform(1, min(side * overlap, width))
+            h = rng.uniform(1, min(side * overlap, height))
             x, y = rng.uniform(0, width - w), rng.uniform(0, height - h)
             assert any(t[1] <= x and x + w <= t[3] and t[2] <= y and y + h <= t[4] for t in level_tiles)
 
