@@ -51,14 +51,6 @@ DETECTOR_BACKENDS: tuple[DetectorBackend, ...] = (
 )
 
 
-def backend_by_name(name: str) -> DetectorBackend:
-    for backend in DETECTOR_BACKENDS:
-        if backend.name == name:
-            return backend
-    raise InvalidInputError("detector", f"unknown face detector {name!r}.",
-                            f"Choose one of {[b.name for b in DETECTOR_BACKENDS]}.")
-
-
 def choice_label(backend: DetectorBackend, model_name: str | None = None) -> str:
     """How the loader lists a backend (with one of its model files)."""
     return backend.name if model_name is None else f"{backend.name}: {model_name}"
