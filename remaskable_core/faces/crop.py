@@ -105,7 +105,7 @@ def face_side(face: Face, context: float) -> float:
 
 
 def eye_angle(face: Face) -> float:
-    """Angle (radians) of the line from the image-left eye to the other; 0 without landmarks."""
+    """Angle (radians) of the line from the subject's right eye (landmark 0) to the left eye; 0 without landmarks."""
     if face.landmarks is None or len(face.landmarks) < 2:
         return 0.0
     (x0, y0), (x1, y1) = face.landmarks[0], face.landmarks[1]

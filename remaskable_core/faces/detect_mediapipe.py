@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, ModelFileError
 from .face import Face
 
 MEDIAPIPE_VERSION = "0.10.21"
@@ -71,18 +71,28 @@ MESH_ARCFACE_POINTS = (468, 473, 1, 61, 291)
 
 
 def import_mediapipe():
-    """The mediapipe module with its legacy ``solutions`` API, or an error saying how to install it."""
+    """The mediapipe module with its legacy ``solutions`` API, or an error saying how to install it (the face
+    models ship inside the mediapipe package, so a missing package is a missing model)."""
     try:
         mp = importlib.import_module("mediapipe")
     except ImportError as error:
-        raise ImportError(f"The mediapipe face detector needs mediapipe {MEDIAPIPE_VERSION}, which is not installed "
-                          f"({error}). Install it into ComfyUI's Python without letting it downgrade numpy: "
-                          f"{INSTALL_HINT}") from error
+        raise ModelFileError(f"The mediapipe face detector needs mediapipe {MEDIAPIPE_VERSION}, whose package holds its "
+                             f"models, and it is not installed ({error}). Install it into ComfyUI's Python without "
+                             f"letting it downgrade numpy: {INSTALL_HINT}") from error
     if not hasattr(mp, "solutions"):
-        raise ImportError(f"mediapipe {getattr(mp, '__version__', '?')} is installed, but versions from 0.10.30 on "
-                          f"no longer ship the bundled face-detection models. Install {MEDIAPIPE_VERSION}: "
-                          f"{INSTALL_HINT}")
+        raise ModelFileError(f"mediapipe {getattr(mp, '__version__', '?')} is installed, but versions from 0.10.30 on "
+                             f"no longer ship the bundled face models. Install {MEDIAPIPE_VERSION}: {INSTALL_HINT}")
     return mp
+
+
+def _build(factory, **options):
+    """A mediapipe solution graph; a graph mediapipe cannot read is almost always a protobuf version clash."""
+    try:
+        return factory(**options)
+    except Exception as error:  # mediapipe raises RuntimeError("Failed to parse: ...") and others
+        raise ModelFileError(f"mediapipe could not build its face graph ({str(error)[:200]}). This usually means a "
+                             f"protobuf version it cannot read: mediapipe {MEDIAPIPE_VERSION} works with protobuf "
+                             f"4.25 to 6.x. {INSTALL_HINT}") from error
 
 
 def arcface_points(keypoints: np.ndarray) -> np.ndarray:
@@ -166,10 +176,10 @@ class MediapipeFaceDetector:
         self.min_face_size = max(int(min_face_size), 1)
         self.tiling = tiling and self.model.tiled
         mp = import_mediapipe()
-        self._solution = mp.solutions.face_detection.FaceDetection(
-            model_selection=self.model.selection, min_detection_confidence=self.min_score)
-        self._mesh = (mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True, max_num_faces=4)
-                      if landmarks == "face mesh" else None)
+        self._solution = _build(mp.solutions.face_detection.FaceDetection,
+                                model_selection=self.model.selection, min_detection_confidence=self.min_score)
+        self._mesh = (_build(mp.solutions.face_mesh.FaceMesh, static_image_mode=True, refine_landmarks=True,
+                             max_num_faces=4) if landmarks == "face mesh" else None)
         self._lock = threading.Lock()  # one mediapipe graph, one image at a time
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from remaskable_core.errors import InvalidInputError
+from remaskable_core.errors import InvalidInputError, ModelFileError
 from remaskable_core.faces import detect_mediapipe
 from remaskable_core.faces.detectors import DETECTOR_BACKENDS, choice_label, parse_choice
 from remaskable_core.faces.face import Face
@@ -128,7 +128,15 @@ def test_missing_mediapipe_says_how_to_install_it(monkeypatch):
         return real_import(name, *args)
 
     monkeypatch.setattr(detect_mediapipe.importlib, "import_module", no_mediapipe)
-    with pytest.raises(ImportError) as error:
+    with pytest.raises(ModelFileError) as error:
         detect_mediapipe.MediapipeFaceDetector()
     assert "pip install --no-deps mediapipe==0.10.21" in str(error.value)
     assert "numpy" in str(error.value)
+
+
+def test_a_graph_mediapipe_cannot_build_is_explained():
+    def broken(**_):
+        raise RuntimeError("Failed to parse: node { calculator: ... }")
+
+    with pytest.raises(ModelFileError, match="protobuf"):
+        detect_mediapipe._build(broken)
