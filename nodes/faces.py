@@ -46,8 +46,8 @@ def selection_inputs() -> list[io.Input]:
                        tooltip="How the faces of each image are numbered: by size, position, distance to a point "
                                "(point_x, point_y) or detector confidence. 'select' picks by these numbers."),
         io.String.Input("select", default="all",
-                        tooltip='Which faces, by their number in that order: "all", "0" (the first), "0,2", '
-                                '"1-3", "-1" (the last). Numbers beyond the faces found are skipped.'),
+                        tooltip='Which faces of each image, by their number in that order: "all", "0" (the '
+                                'first), "0,2", "1-3", "-1" (the last). Numbers beyond the faces found are skipped.'),
         io.Float.Input("point_x", default=0.5, min=0.0, max=1.0, step=0.01, optional=True,
                        tooltip="For 'nearest to point': the point's x as a fraction of the image width "
                                "(0 = left edge, 1 = right edge)."),
