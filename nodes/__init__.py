@@ -4,12 +4,15 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import conditioning, sam
+from . import conditioning
+from . import faces
+from . import sam
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
     *sam.NODES,
     *conditioning.NODES,
+    *faces.NODES,
 ]
 
 
