@@ -10,3 +10,4 @@ IdentityModel = io.Custom("REMASKABLE_IDENTITY")
 
 CATEGORY = "ReMaskable"
 LOADERS = f"{CATEGORY}/loaders"
+GENERATE = f"{CATEGORY}/generate"
