@@ -164,8 +164,8 @@ class IdentityGuard(io.ComfyNode):
             lpips_net=lpips_model.ready() if lpips_model is not None else None,
             lpips_name=identity_model.info.get("lpips_name"), lpips_weight=lpips_weight,
             progress=progress_callback(count * (2 if lpips_model is not None else 1)))
-        return io.NodeOutput(output_device(candidates[result.chosen][None]), result.cosine, result.lpips, result.passed, result.report,
-                             result.chosen, ui=ui.PreviewText(result.report))
+        return io.NodeOutput(output_device(candidates[result.chosen][None]), result.cosine, result.lpips,
+                             result.passed, result.report, result.chosen, ui=ui.PreviewText(result.report))
 
 
 NODES = [LoadIdentityModel, IdentityGuard]
