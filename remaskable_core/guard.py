@@ -105,8 +105,9 @@ def crop_like_vae(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def _aligned_inputs(original: torch.Tensor, candidates: torch.Tensor,
-                    mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """original ([1|N,...]) and mask ([N,...]) at the candidates' size, and a note when the original was cropped."""
+                    mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """original ([1|N,...]), candidates ([N,...]) and mask ([N,...]) at the candidates' size, and a note when the
+    original was cropped."""
     original = as_rgb(original, "original")
     candidates = as_rgb(candidates, "candidates")
     count, height, width = candidates.shape[:3]
@@ -134,7 +135,7 @@ def _aligned_inputs(original: torch.Tensor, candidates: torch.Tensor,
             mask = crop_like_vae(mask, height, width)
         note = (f"The candidates are {width}x{height} and the original {full_width}x{full_height}: compared with the "
                 f"original centre-cropped the way ComfyUI's VAE encode crops.")
-    return original, mask, note
+    return original, candidates, mask, note
 
 
 def _uint8(image: torch.Tensor) -> np.ndarray:
@@ -150,7 +151,7 @@ def score_identity(model: IdentityModel, originals: list[np.ndarray], candidates
     cosines: list[float | None] = []
     notes: list[str] = []
     original_has_face = False
-    for i, (original, candidate, mask) in enumerate(zip(originals, candidates, masks)):
+    for original, candidate, mask in zip(originals, candidates, masks):
         key = id(original)
         if key not in detections:
             detections[key] = model.detector.detect(original)
@@ -200,8 +201,8 @@ def format_report(model: IdentityModel, result_scores: list[CandidateScore], cho
         lines.append(f"{score.index:>3}  {'yes' if score.face_found else 'no':5} {cos:>7}  {lp:>9}  "
                      f"{_decision(score, chosen, mode, threshold)}")
     goal = "cosine" if mode == PRESERVE else "-cosine"
-    lines += ["", verdict,
-              f"Choice: highest {goal} - {lpips_weight:g} x LPIPS-out among candidates with the face; faceless last.",
+    penalty = f" - {lpips_weight:g} x LPIPS-out" if lpips_name else ""
+    lines += ["", verdict, f"Choice: highest {goal}{penalty} among candidates with the face; faceless last.",
               f"Model licence: {model.licence}."]
     if note:
         lines.append(note)
@@ -221,8 +222,7 @@ def guard_candidates(model: IdentityModel, original: torch.Tensor, candidates: t
     if on_fail not in ON_FAIL:
         raise InvalidInputError("on_fail", f"must be one of {', '.join(ON_FAIL)}, got '{on_fail}'.")
     threshold = model.threshold if threshold is None else float(threshold)
-    original, mask, note = _aligned_inputs(original, candidates, mask)
-    candidates = as_rgb(candidates, "candidates")
+    original, candidates, mask, note = _aligned_inputs(original, candidates, mask)
     count = candidates.shape[0]
     steps = count * (2 if lpips_net is not None else 1)
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ModelFileError
 from .face import Face
 
-SCRFD_INPUT_SIZE = 640  # insightface's det_size: images are letterboxed into this square
+SCRFD_INPUT_SIZE = 640  # insightface's det_size: images are letterboxed into this square (unless the file fixes one)
 YUNET_MAX_SIDE = 640  # larger images are scaled down first: YuNet misses faces much larger than its training crops
 
 
@@ -56,8 +56,9 @@ def non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold
 
 class SCRFDDetector:
     """SCRFD with keypoints (``det_10g.onnx`` of buffalo_l, ``scrfd_10g_bnkps.onnx`` of antelopev2, or any
-    ``*_kps`` SCRFD export): input (RGB - 127.5) / 128 letterboxed to 640x640; per stride a score, four distances
-    (left, top, right, bottom) and ten landmark offsets per anchor, in stride units from the anchor point."""
+    ``*_kps`` SCRFD export): input (RGB - 127.5) / 128 letterboxed to 640x640 (or the size the file fixes); per
+    stride a score, four distances (left, top, right, bottom) and ten landmark offsets per anchor, in stride units
+    from the anchor point."""
 
     name = "SCRFD"
 
@@ -77,13 +78,16 @@ class SCRFDDetector:
                                  f"9 (strides 8/16/32) or 15 (strides 8 to 128). Is it a detection model?")
         self.levels = outputs // 3
         self.strides = (8, 16, 32, 64, 128)[: self.levels]
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        fixed = [d for d in model_input.shape[2:] if isinstance(d, int) and d > 0]
+        self.input_height, self.input_width = fixed if len(fixed) == 2 else (SCRFD_INPUT_SIZE, SCRFD_INPUT_SIZE)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
-        scale = SCRFD_INPUT_SIZE / max(height, width)
+        scale = min(self.input_height / height, self.input_width / width)
         new_w, new_h = max(1, int(width * scale)), max(1, int(height * scale))
-        canvas = np.zeros((SCRFD_INPUT_SIZE, SCRFD_INPUT_SIZE, 3), np.float32)
+        canvas = np.zeros((self.input_height, self.input_width, 3), np.float32)
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
         blob = ((canvas - 127.5) / 128.0).transpose(2, 0, 1)[None]
@@ -94,7 +98,7 @@ class SCRFDDetector:
             level_scores = outputs[level].reshape(-1)
             distances = outputs[level + self.levels].reshape(-1, 4) * stride
             offsets = outputs[level + 2 * self.levels].reshape(-1, 5, 2) * stride
-            rows = cols = SCRFD_INPUT_SIZE // stride
+            rows, cols = self.input_height // stride, self.input_width // stride
             anchors = len(level_scores) // (rows * cols)
             grid = np.stack(np.meshgrid(np.arange(cols), np.arange(rows)), axis=-1).reshape(-1, 2) * stride
             centres = np.repeat(grid.astype(np.float32), anchors, axis=0)  # location-major, anchors inner
