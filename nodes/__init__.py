@@ -6,6 +6,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import conditioning
 from . import faces
+from . import identity
 from . import sam
 from .runtime import register_model_folders
 
@@ -13,6 +14,7 @@ NODES: list[type[io.ComfyNode]] = [
     *sam.NODES,
     *conditioning.NODES,
     *faces.NODES,
+    *identity.NODES,
 ]
 
 
