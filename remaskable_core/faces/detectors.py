@@ -41,6 +41,35 @@ def _mediapipe(model: str) -> Callable[[Path | None, DetectorOptions], FaceDetec
     return build
 
 
+def _scrfd(pack: Path | None, options: DetectorOptions) -> FaceDetector:
+    from ..identity import insightface_pack_files
+    from .detect_onnx import SCRFDDetector
+
+    detector_file, _ = insightface_pack_files(pack)
+    return _min_size(SCRFDDetector(detector_file, score_threshold=options.min_score), options)
+
+
+def _yunet(path: Path | None, options: DetectorOptions) -> FaceDetector:
+    from .detect_onnx import YuNetDetector
+
+    return _min_size(YuNetDetector(path, score_threshold=options.min_score), options)
+
+
+class _MinimumSize:
+    """Drops faces smaller than ``min_face_size`` from a backend that has no such option itself."""
+
+    def __init__(self, detector: FaceDetector, min_face_size: int):
+        self.detector, self.min_face_size = detector, min_face_size
+        self.name = detector.name
+
+    def detect(self, image):
+        return [f for f in self.detector.detect(image) if min(f.width, f.height) >= self.min_face_size]
+
+
+def _min_size(detector: FaceDetector, options: DetectorOptions) -> FaceDetector:
+    return _MinimumSize(detector, options.min_face_size) if options.min_face_size > 0 else detector
+
+
 DETECTOR_BACKENDS: tuple[DetectorBackend, ...] = (
     DetectorBackend("mediapipe full-range", _mediapipe("full_range"),
                     "BlazeFace full-range over the photo and overlapping tiles: group photos, small faces. "
@@ -48,6 +77,12 @@ DETECTOR_BACKENDS: tuple[DetectorBackend, ...] = (
     DetectorBackend("mediapipe short-range", _mediapipe("short_range"),
                     "BlazeFace short-range on the whole photo: close-ups where the face is over ~1/6 of the photo. "
                     "Bundled with mediapipe 0.10.21 (Apache-2.0), no download."),
+    DetectorBackend("SCRFD", _scrfd,
+                    "insightface's SCRFD-10GF from a pack folder (buffalo_l/antelopev2): accurate five points. "
+                    "insightface models are for non-commercial research only.",
+                    model_kind="insightface", model_folder="insightface"),
+    DetectorBackend("YuNet", _yunet, "OpenCV Zoo YuNet (MIT): small and fast, five points.",
+                    model_kind="yunet", model_folder="face_detection"),
 )
 
 

@@ -356,3 +356,14 @@ def test_lpips_vgg_backbone_loads_and_a_wrong_backbone_is_named(models_dir):
     assert lpips_outside_mask(vgg, image, image, torch.zeros(1, 64, 80)) == [0.0]
     with pytest.raises(ModelFileError, match="vgg16-397923af.pth is not torchvision's AlexNet"):
         load_lpips(models_dir / "lpips" / "vgg16-397923af.pth", "alex")
+
+
+@pytest.mark.parametrize("choice", ["SCRFD: models/buffalo_l", "YuNet: face_detection_yunet_2023mar.onnx"])
+def test_onnx_detectors_are_choices_of_the_face_detector_registry(choice, models_dir, buffalo):
+    from remaskable_core.faces.detectors import DetectorOptions, parse_choice
+
+    backend, name = parse_choice(choice)
+    path = (models_dir / backend.model_folder / name)
+    (face,) = backend.build(path, DetectorOptions(min_face_size=32)).detect(square_image([(192, 128)]))
+    np.testing.assert_allclose(face.box, (192, 128, 192 + FACE_BOX, 128 + FACE_BOX), atol=0.5)
+    assert backend.build(path, DetectorOptions(min_face_size=FACE_BOX + 1)).detect(square_image([(192, 128)])) == []
