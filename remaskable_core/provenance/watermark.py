@@ -2,11 +2,13 @@
 
 The embedding primitive is the DWT-DCT-SVD method of the ``invisible-watermark`` package (the family SDXL's
 ``dwtDct`` belongs to): one level of Haar DWT, 4x4 blocks of the approximation band, and quantisation index
-modulation (QIM) of each block's largest singular value with step 36. The orthonormal 4x4 DCT does not change
-singular values, so it is left out here; a unit test checks that our decisions equal the package's on the same
-frames. Plain ``dwtDct`` (what SDXL ships) is not used: measured on skimage.data.astronaut with a 64-bit
-payload it decodes 41% of bits after JPEG q90 and 42% after a 0.8x resize, and even unattacked its per-block
-decisions are only ~84% right (it re-picks the largest coefficient, which the embedding itself can change).
+modulation (QIM) of each block's largest singular value with step 36 (moved to the nearest lattice point of the
+wanted bit, where the package always keeps the lower one: less distortion, same decoder). The orthonormal 4x4 DCT
+does not change singular values, so it is left out here; a unit test checks that our decisions equal the package's
+on the same frames and that its decoder reads our bits. Plain ``dwtDct`` (what SDXL ships) is not used: with a 64-bit payload it decodes about half the bits
+(chance) after JPEG q90 or a 0.8x resize, and even unattacked its per-block decisions are only ~84% right (it
+re-picks the largest coefficient, which the embedding itself can change); ``python -m tests.bench.watermark``
+measures both.
 
 On top of that primitive, for robustness and a meaningful confidence:
 
@@ -28,8 +30,7 @@ On top of that primitive, for robustness and a meaningful confidence:
   and is not reported.
 
 Images to mark must be at least ``MIN_SIDE`` pixels on each side (256 and more survive JPEG best); any size can be
-checked. Cropping, rotation and flips break the grid (not
-handled).
+checked. Cropping, rotation and flips break the grid (not handled).
 """
 
 from __future__ import annotations

@@ -3,71 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from skimage import data
 
 from remaskable_core.errors import InvalidInputError
 from remaskable_core.provenance import watermark as wm
+from tests.fixtures.provenance import ATTACKS, as_rgb, gradient, jpeg, resize
 
 EDIT_ID = 0x1A2B3C4D
-
-
-def _rgb(array) -> np.ndarray:
-    array = np.asarray(array)
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
-    if array.dtype.kind == "f":
-        array = (np.clip(array, 0, 1) * 255).astype(np.uint8)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    return np.ascontiguousarray(array[..., :3])
-
-
-def _gradient(height: int, width: int) -> np.ndarray:
-    x, y = np.meshgrid(np.linspace(0, 1, width), np.linspace(0, 1, height))
-    return _rgb(np.stack([x, y, 1 - x * y], axis=-1))
 
 
 MARKED_SOURCES = {
     "astronaut": lambda: data.astronaut(),
     "coffee": lambda: data.coffee(),
     "chelsea": lambda: data.chelsea(),
-    "camera (grey)": lambda: _rgb(data.camera()),
-    "gradient 256x320": lambda: _gradient(256, 320),
-}
-
-
-def _png_round_trip(pixels: np.ndarray) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-
-
-def _jpeg(pixels: np.ndarray, quality: int = 90) -> np.ndarray:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-
-
-def _resize(pixels: np.ndarray, factor: float, resample=Image.Resampling.BICUBIC) -> np.ndarray:
-    image = Image.fromarray(pixels)
-    size = (round(image.width * factor), round(image.height * factor))
-    return np.asarray(image.resize(size, resample))
-
-
-ATTACKS = {
-    "PNG save/load": _png_round_trip,
-    "JPEG q90": _jpeg,
-    "0.8x resize (bicubic)": lambda p: _resize(p, 0.8),
-    "0.8x resize (OpenCV area)": lambda p: cv2.resize(p, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA),
-    "0.8x resize then JPEG q90": lambda p: _jpeg(_resize(p, 0.8)),
+    "camera (grey)": lambda: as_rgb(data.camera()),
+    "gradient 256x320": lambda: gradient(256, 320),
 }
 
 
@@ -157,7 +113,7 @@ def test_watermark_is_invisible(marked):
 def test_false_positives_on_unmarked_images(artifacts_dir):
     """Unmarked images (skimage.data, noise, flat colours, gradients) and their JPEG q90 and 0.8x versions; also
     marked images after attacks the scheme does not claim to survive (flip, crop), which must not yield a wrong id."""
-    sources = {name: _rgb(getattr(data, name)()) for name in (
+    sources = {name: as_rgb(getattr(data, name)()) for name in (
         "astronaut", "binary_blobs", "brick", "camera", "cat", "checkerboard", "clock", "coffee", "coins",
         "colorwheel", "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "moon", "page",
         "retina", "rocket", "text", "shepp_logan_phantom")}
@@ -174,12 +130,12 @@ def test_false_positives_on_unmarked_images(artifacts_dir):
                            "colour": [x, y, 1 - x], "radial": [np.hypot(x - .5, y - .5)] * 3,
                            "sines": [.5 + .5 * np.sin(40 * x), .5 + .5 * np.sin(30 * y), .5 + .5 * np.sin(20 * (x + y))]
                            }.items():
-        sources[f"gradient {name}"] = _rgb(np.stack(channels, axis=-1))
+        sources[f"gradient {name}"] = as_rgb(np.stack(channels, axis=-1))
     images = {}
     for name, pixels in sources.items():
         images[name] = pixels
-        images[f"{name} / JPEG q90"] = _jpeg(pixels)
-        images[f"{name} / 0.8x"] = _resize(pixels, 0.8)
+        images[f"{name} / JPEG q90"] = jpeg(pixels)
+        images[f"{name} / 0.8x"] = resize(pixels, 0.8)
     for name in ("astronaut", "coffee"):
         other = wm.embed(sources[name], 0xDEADBEEF)
         images[f"{name} marked / flipped"] = np.ascontiguousarray(other[:, ::-1])
@@ -203,7 +159,7 @@ def test_false_positives_on_unmarked_images(artifacts_dir):
 def test_distinct_ids_are_told_apart():
     source = data.astronaut()
     for edit_id in (0, 1, 0xFFFFFFFF, 0x80000000):
-        assert wm.detect(_jpeg(wm.embed(source, edit_id))).edit_id == edit_id
+        assert wm.detect(jpeg(wm.embed(source, edit_id))).edit_id == edit_id
 
 
 # --- ComfyUI IMAGE batches ---------------------------------------------------------------------------------------
