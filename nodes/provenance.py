@@ -16,6 +16,7 @@ from ..remaskable_core.provenance.content_credentials import CERT_ENV, KEY_ENV, 
 from ..remaskable_core.provenance.manifest import FileHasher, Locators, summary
 from ..remaskable_core.provenance.save import save_with_provenance
 from ..remaskable_core.provenance.watermark import detect_images, format_edit_id, watermark_images
+from ..remaskable_core.tensors import as_rgb
 from . import types
 from .runtime import LOCATOR, output_device
 
@@ -147,10 +148,10 @@ class SaveImageWithProvenance(io.ComfyNode):
     def execute(cls, images, filename_prefix: str = "ReMaskable", mask=None, identity_cosine: float | None = None,
                 identity_lpips: float | None = None, identity_report: str | None = None,
                 c2pa_certificate: str = "", c2pa_private_key: str = "") -> io.NodeOutput:
+        images = as_rgb(images, "images")
         credentials = signing_credentials(c2pa_certificate, c2pa_private_key)
-        output_dir = folder_paths.get_output_directory()
         folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, output_dir, images[0].shape[1], images[0].shape[0])
+            filename_prefix, folder_paths.get_output_directory(), images.shape[2], images.shape[1])
         names = [f"{filename.replace('%batch_num%', str(i))}_{counter + i:05}_.png" for i in range(len(images))]
         comfy_chunks = {}
         if not args.disable_metadata:

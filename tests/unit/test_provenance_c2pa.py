@@ -4,6 +4,7 @@ trust, tamper evidence, and the refusals."""
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import struct
 import zlib
@@ -169,3 +170,18 @@ def _self_signed(directory):
     paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
     return paths
+
+
+def test_editing_a_signed_image_carries_its_c2pa_history(tmp_path, files, credentials):
+    import c2pa
+
+    signing = signing_credentials(str(credentials["chain"]), str(credentials["key"]))
+    first = tmp_path / "first.png"
+    _save(first, files, signing)
+    files["input"].write_bytes(first.read_bytes())  # the next edit starts from the signed result
+    second = tmp_path / "second.png"
+    _save(second, files, signing)
+    with c2pa.Reader("image/png", io.BytesIO(second.read_bytes())) as reader:
+        store = json.loads(reader.json())
+    assert sorted(m["title"] for m in store["manifests"].values()) == ["first.png", "second.png"]
+    assert read_content_credentials(second.read_bytes())["ingredients"] == ["portrait.png"]
