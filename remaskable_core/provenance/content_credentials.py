@@ -12,7 +12,8 @@ The manifest holds a ``c2pa.actions`` assertion (``c2pa.opened`` on the source i
 ``compositeWithTrainedAlgorithmicMedia``; ``c2pa.created`` of that type when no source is known) and the whole
 edit manifest as the assertion ``io.github.remaskable.edit`` = ``{"manifest_json": "<the manifest as JSON text>"}``
 (text, because c2pa-rs turns JSON arrays of numbers into CBOR byte strings, losing e.g. ``[0.5, 1]``). The PNG's hard binding covers the pixels and the
-text chunks, so changing either shows as ``assertion.dataHash.mismatch``. No timestamp authority is contacted.
+text chunks, so changing either shows as ``assertion.dataHash.mismatch``. Nothing reaches the network: no timestamp
+authority, no OCSP, no remote manifests.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ KEY_ENV = "REMASKABLE_C2PA_KEY"
 TRUST_ENV = "REMASKABLE_C2PA_TRUST_ANCHORS"
 EDIT_ASSERTION = "io.github.remaskable.edit"
 AI_COMPOSITE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+# never reach the network: no remote manifests, no OCSP (and signing names no timestamp authority)
+OFFLINE_SETTINGS = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
 CERTIFICATE_HELP = ("C2PA needs a PEM certificate chain issued by a CA (not self-signed) with the digitalSignature "
                     "key usage and an extended key usage such as emailProtection, and its private key. To try it, "
                     "make a test chain with: python -m remaskable_core provenance --make-test-certificate DIR")
@@ -143,7 +146,7 @@ def _sign(c2pa, png: bytes, edit_manifest: dict, credentials: SigningCredentials
                                  {"label": EDIT_ASSERTION, "data": {"manifest_json": json.dumps(edit_manifest)}}]}
     info = c2pa.C2paSignerInfo(credentials.algorithm, credentials.certificate_chain, credentials.private_key, None)
     signed = io.BytesIO()
-    context = c2pa.Context.from_dict({"builder": {"thumbnail": {"enabled": False}}})
+    context = c2pa.Context.from_dict({**OFFLINE_SETTINGS, "builder": {"thumbnail": {"enabled": False}}})
     with c2pa.Builder(definition, context=context) as builder, c2pa.Signer.from_info(info) as signer:
         if parent is not None:
             with open(parent, "rb") as source:
@@ -170,7 +173,8 @@ def read_content_credentials(png: bytes, trust_anchors: str | None = None) -> di
         return {"present": None, "status": "c2pa-python is not installed: C2PA not checked"}
     if trust_anchors is None and os.environ.get(TRUST_ENV):
         trust_anchors = Path(os.environ[TRUST_ENV]).expanduser().read_text()
-    context = c2pa.Context.from_dict({"trust": {"trust_anchors": trust_anchors}}) if trust_anchors else None
+    trust = {"trust": {"trust_anchors": trust_anchors}} if trust_anchors else {}
+    context = c2pa.Context.from_dict({**OFFLINE_SETTINGS, **trust})
     try:
         reader = c2pa.Reader("image/png", io.BytesIO(png), context=context)
     except c2pa.C2paError.ManifestNotFound:

@@ -149,3 +149,18 @@ def test_provenance_command_prints_manifest_watermark_and_c2pa(tmp_path, files, 
     assert result["c2pa"]["present"] is False
 
     assert cli(["provenance", str(tmp_path / "missing.png")]) == 2
+
+
+def test_without_c2pa_python_signing_is_a_clear_error_and_reading_says_unchecked(tmp_path, monkeypatch):
+    import sys
+
+    from remaskable_core.errors import InvalidInputError
+    from remaskable_core.provenance.content_credentials import read_content_credentials, signing_credentials
+
+    monkeypatch.setitem(sys.modules, "c2pa", None)  # as if c2pa-python were not installed
+    (tmp_path / "chain.pem").write_text("x")
+    (tmp_path / "key.pem").write_text("x")
+    with pytest.raises(InvalidInputError, match="pip install c2pa-python") as missing:
+        signing_credentials(str(tmp_path / "chain.pem"), str(tmp_path / "key.pem"))
+    assert missing.value.input_name == "c2pa_certificate"
+    assert read_content_credentials(b"")["present"] is None
