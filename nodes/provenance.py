@@ -117,7 +117,7 @@ class SaveImageWithProvenance(io.ComfyNode):
             description="Saves PNGs to the output folder like Save Image (with ComfyUI's prompt and workflow), plus "
                         "an edit manifest in the 'remaskable' text chunk: the prompts, edited regions and mask area, "
                         "the models with their sha256, identity scores, the watermark read back from the pixels and "
-                        "the pack version. With a certificate chain and key it also embeds a signed C2PA manifest. "
+                        "the pack version. Images without the invisible watermark get one (unless turned off). With a certificate chain and key it also embeds a signed C2PA manifest. "
                         "Read it back with: python -m remaskable_core provenance IMAGE.",
             inputs=[
                 io.Image.Input("images", tooltip="The images to save."),
@@ -131,6 +131,10 @@ class SaveImageWithProvenance(io.ComfyNode):
                                tooltip="Identity Guard's LPIPS outside the mask, recorded as is."),
                 io.String.Input("identity_report", optional=True, force_input=True,
                                 tooltip="Identity Guard's report text, recorded as is."),
+                io.Boolean.Input("add_watermark", default=True, optional=True,
+                                 tooltip="Embed the invisible watermark (id from the pixels) into images that carry "
+                                         "none yet; images marked by Invisible Watermark keep their id. Images under "
+                                         "128 px or of one saturated colour are saved unmarked (the manifest says so)."),
                 io.String.Input("c2pa_certificate", default="", optional=True,
                                 tooltip=f"Path of a PEM certificate chain (CA-issued, not self-signed) to sign a "
                                         f"C2PA manifest with; empty uses ${CERT_ENV}; neither set means no C2PA. "
@@ -146,7 +150,7 @@ class SaveImageWithProvenance(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, filename_prefix: str = "ReMaskable", mask=None, identity_cosine: float | None = None,
-                identity_lpips: float | None = None, identity_report: str | None = None,
+                identity_lpips: float | None = None, identity_report: str | None = None, add_watermark: bool = True,
                 c2pa_certificate: str = "", c2pa_private_key: str = "") -> io.NodeOutput:
         images = as_rgb(images, "images")
         credentials = signing_credentials(c2pa_certificate, c2pa_private_key)
@@ -164,7 +168,7 @@ class SaveImageWithProvenance(io.ComfyNode):
         saved = save_with_provenance(
             images, [Path(folder) / n for n in names], prompt=cls.hidden.prompt, save_node_id=str(cls.hidden.unique_id),
             comfy_chunks=comfy_chunks, locators=Locators(_locate_model, _locate_input_image), hasher=_hasher(),
-            mask=mask, identity=identity, credentials=credentials)
+            mask=mask, identity=identity, credentials=credentials, add_watermark=add_watermark)
         c2pa = f"C2PA signed by {credentials.signer}" if credentials else "no C2PA (no signing certificate given)"
         report = "\n".join(f"{s.path.name}: {summary(s.manifest)}; {c2pa}" for s in saved)
         results = [ui.SavedResult(n, subfolder, io.FolderType.output) for n in names]

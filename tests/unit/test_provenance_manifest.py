@@ -164,3 +164,26 @@ def test_without_c2pa_python_signing_is_a_clear_error_and_reading_says_unchecked
         signing_credentials(str(tmp_path / "chain.pem"), str(tmp_path / "key.pem"))
     assert missing.value.input_name == "c2pa_certificate"
     assert read_content_credentials(b"")["present"] is None
+
+
+def test_save_adds_the_watermark_to_unmarked_images_unless_told_not_to(tmp_path, files):
+    from remaskable_core.provenance.watermark import detect, edit_id_from_text, format_edit_id, to_uint8
+
+    photo = torch.from_numpy(np.array(Image.open(files["input"]).resize((160, 150)))) / 255
+    red = torch.zeros(150, 160, 3)
+    red[..., 0] = 1.0
+    images = torch.stack([photo.float(), red])
+    paths = [tmp_path / "photo.png", tmp_path / "red.png"]
+    common = dict(prompt=edit_prompt(), save_node_id="13", comfy_chunks={}, locators=locators(files),
+                  hasher=FileHasher())
+    photo_saved, red_saved = save_with_provenance(images, paths, **common)
+    expected = format_edit_id(edit_id_from_text("", to_uint8(images[0])))
+    assert photo_saved.manifest["watermark"]["added_when_saving"] is True
+    assert photo_saved.manifest["watermark"]["payload"] == expected
+    assert detect(np.asarray(Image.open(paths[0]).convert("RGB"))).payload == expected
+    assert red_saved.manifest["watermark"]["found"] is False, "a colour that cannot carry it is saved unmarked"
+    assert red_saved.manifest["watermark"]["added_when_saving"] is False
+
+    (kept,) = save_with_provenance(images[:1], [tmp_path / "kept.png"], add_watermark=False, **common)
+    assert kept.manifest["watermark"]["found"] is False
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "kept.png").convert("RGB")), to_uint8(images[0]))
