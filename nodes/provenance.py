@@ -117,8 +117,9 @@ class SaveImageWithProvenance(io.ComfyNode):
             description="Saves PNGs to the output folder like Save Image (with ComfyUI's prompt and workflow), plus "
                         "an edit manifest in the 'remaskable' text chunk: the prompts, edited regions and mask area, "
                         "the models with their sha256, identity scores, the watermark read back from the pixels and "
-                        "the pack version. Images without the invisible watermark get one (unless turned off). With a certificate chain and key it also embeds a signed C2PA manifest. "
-                        "Read it back with: python -m remaskable_core provenance IMAGE.",
+                        "the pack version. Images without the invisible watermark get one (unless turned off). With "
+                        "a certificate chain and key it also embeds a signed C2PA manifest. Read it all back with: "
+                        "python -m remaskable_core provenance IMAGE.",
             inputs=[
                 io.Image.Input("images", tooltip="The images to save."),
                 io.String.Input("filename_prefix", default="ReMaskable",
@@ -133,8 +134,9 @@ class SaveImageWithProvenance(io.ComfyNode):
                                 tooltip="Identity Guard's report text, recorded as is."),
                 io.Boolean.Input("add_watermark", default=True, optional=True,
                                  tooltip="Embed the invisible watermark (id from the pixels) into images that carry "
-                                         "none yet; images marked by Invisible Watermark keep their id. Images under "
-                                         "128 px or of one saturated colour are saved unmarked (the manifest says so)."),
+                                         "none yet; images marked by Invisible Watermark keep their id. Images "
+                                         "under 128 px or of one saturated colour are saved unmarked (the manifest "
+                                         "says so)."),
                 io.String.Input("c2pa_certificate", default="", optional=True,
                                 tooltip=f"Path of a PEM certificate chain (CA-issued, not self-signed) to sign a "
                                         f"C2PA manifest with; empty uses ${CERT_ENV}; neither set means no C2PA. "

@@ -82,7 +82,8 @@ def format_report(result: dict) -> str:
             lines.append("    identity: " + ", ".join(f"{k} {v}" for k, v in manifest["identity"].items()))
         watermark = manifest.get("watermark") or {}
         lines.append(f"    watermark when saved: {watermark.get('payload') or 'none'}")
-        lines.append(f"    c2pa when saved: {'signed by ' + manifest['c2pa']['signer'] if manifest['c2pa']['signed'] else manifest['c2pa']['reason']}")
+        c2pa = manifest["c2pa"]
+        lines.append(f"    c2pa when saved: {'signed by ' + c2pa['signer'] if c2pa['signed'] else c2pa['reason']}")
     lines.append(f"  watermark: {result['watermark']['report']}")
     lines.append(f"  C2PA: {result['c2pa']['status']}")
     return "\n".join(lines)

@@ -9,11 +9,11 @@ P-384 / P-521 (ES256/384/512), RSA (PS256) or Ed25519. Without a trust list, a c
 
 The manifest holds a ``c2pa.actions`` assertion (``c2pa.opened`` on the source image when it is known, as a
 ``parentOf`` ingredient, then ``c2pa.edited`` with the IPTC digital source type
-``compositeWithTrainedAlgorithmicMedia``; ``c2pa.created`` of that type when no source is known) and the whole
-edit manifest as the assertion ``io.github.remaskable.edit`` = ``{"manifest_json": "<the manifest as JSON text>"}``
-(text, because c2pa-rs turns JSON arrays of numbers into CBOR byte strings, losing e.g. ``[0.5, 1]``). The PNG's hard binding covers the pixels and the
-text chunks, so changing either shows as ``assertion.dataHash.mismatch``. Nothing reaches the network: no timestamp
-authority, no OCSP, no remote manifests.
+``compositeWithTrainedAlgorithmicMedia``; ``c2pa.created`` of that type when no source is known) and the whole edit
+manifest as the assertion ``io.github.remaskable.edit`` = ``{"manifest_json": "<the manifest as JSON text>"}``
+(text, because c2pa-rs turns JSON arrays of numbers into CBOR byte strings, losing e.g. ``[0.5, 1]``). The PNG's
+hard binding covers the pixels and the text chunks, so changing either shows as ``assertion.dataHash.mismatch``.
+Nothing reaches the network: no timestamp authority, no OCSP, no remote manifests.
 """
 
 from __future__ import annotations

@@ -19,17 +19,20 @@ what reached the saved image is named:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import torch
+
 from .. import __version__
-from ..models.download import CHUNK
+from ..mask_ops import bounding_box
+from ..models.download import sha256_of
 from ..models.manifest import entry_by_name
 from ..parsing.labels import CLASS_INDEX, PRESETS
 
@@ -44,7 +47,7 @@ STRING_SOURCE_INPUTS = ("value", "text", "string", "prompt")  # primitive nodes 
 SAMPLING_INPUTS = ("seed", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "denoise")
 ROLES = ("positive", "negative")
 
-# (folder, name) -> the model file or directory, or None; the node passes ComfyUI's folder_paths lookup
+# a model name -> (its folder key, the file or directory), or None; the node passes ComfyUI's folder_paths lookup
 ModelLocator = Callable[[str], "tuple[str, Path] | None"]
 InputLocator = Callable[[str], "Path | None"]
 
@@ -114,10 +117,12 @@ def _string_value(prompt: dict, value: Any) -> str | None:
 
 
 def _class_names(value: Any) -> list[str]:
-    """Canonical class names in a classes/preset value (comma-separated text or a list); unknown words ignored."""
-    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
+    """Canonical class names in a classes/preset value (text in any separator or JSON, or a list); presets expand,
+    unknown words are ignored."""
+    items = re.findall(r"[A-Za-z_]+", value) if isinstance(value, str) else \
+        [str(v).strip() for v in value] if isinstance(value, (list, tuple)) else []
     names: list[str] = []
-    for item in (str(i).strip() for i in items):
+    for item in items:
         for name in PRESETS.get(item, (item,) if item in CLASS_INDEX else ()):
             if name not in names:
                 names.append(name)
@@ -158,14 +163,11 @@ class FileHasher:
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                digest.update(block)
+        digest = sha256_of(path)
         with self._lock:
-            self._cache[key] = digest.hexdigest()
+            self._cache[key] = digest
             self._save()
-        return digest.hexdigest()
+        return digest
 
     def _save(self) -> None:
         if self.cache_file is None:
@@ -246,13 +248,12 @@ def describe_workflow(prompt: dict, save_node_id: str, locators: Locators, hashe
             "workflow_nodes": [{"node": i, "class_type": prompt[i].get("class_type", "")} for i in ids]}
 
 
-def mask_area(mask) -> dict:
-    """Area of a [H,W] mask (torch): pixels >= 0.5, their fraction, the soft area and the bounding box."""
-    from ..mask_ops import bounding_box
-
+def mask_area(mask: torch.Tensor) -> dict:
+    """Area of a [H,W] mask: pixels >= 0.5, their fraction, the soft area, the bounding box and the mask's size."""
     pixels = int((mask >= 0.5).sum())
-    return {"pixels": pixels, "fraction": round(pixels / mask.numel(), 6), "soft_fraction": round(float(mask.mean()), 6),
-            "bbox_xyxy": bounding_box(mask), "size": [int(mask.shape[1]), int(mask.shape[0])]}
+    return {"pixels": pixels, "fraction": round(pixels / mask.numel(), 6),
+            "soft_fraction": round(float(mask.mean()), 6), "bbox_xyxy": bounding_box(mask),
+            "size": [int(mask.shape[1]), int(mask.shape[0])]}
 
 
 def image_manifest(workflow: dict, *, batch_index: int, batch_size: int, width: int, height: int,

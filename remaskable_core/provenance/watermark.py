@@ -1,14 +1,14 @@
 """An invisible watermark that names an edit, and survives PNG, JPEG (quality 90) and resizing.
 
-The embedding primitive is the DWT-DCT-SVD method of the ``invisible-watermark`` package (the family SDXL's
-``dwtDct`` belongs to): one level of Haar DWT, 4x4 blocks of the approximation band, and quantisation index
+The embedding primitive is the DWT-DCT-SVD method of the ``invisible-watermark`` package (a sibling of the
+``dwtDct`` method SDXL uses): one level of Haar DWT, 4x4 blocks of the approximation band, and quantisation index
 modulation (QIM) of each block's largest singular value with step 36 (moved to the nearest lattice point of the
 wanted bit, where the package always keeps the lower one: less distortion, same decoder). The orthonormal 4x4 DCT
 does not change singular values, so it is left out here; a unit test checks that our decisions equal the package's
-on the same frames and that its decoder reads our bits. Plain ``dwtDct`` (what SDXL ships) is not used: with a 64-bit payload it decodes about half the bits
-(chance) after JPEG q90 or a 0.8x resize, and even unattacked its per-block decisions are only ~84% right (it
-re-picks the largest coefficient, which the embedding itself can change); ``python -m tests.bench.watermark``
-measures both.
+on the same frames and that its decoder reads our bits. Plain ``dwtDct`` (what SDXL ships) is not used: with a
+64-bit payload it decodes about half the bits (chance) after JPEG q90 or a 0.8x resize, and even unattacked its
+per-block decisions are only ~84% right (it re-picks the largest coefficient, which the embedding itself can change);
+``python -m tests.bench.watermark`` measures both.
 
 On top of that primitive, for robustness and a meaningful confidence:
 
