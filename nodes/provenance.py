@@ -127,11 +127,13 @@ class SaveImageWithProvenance(io.ComfyNode):
                 io.Mask.Input("mask", optional=True,
                               tooltip="The edit mask, to record the edited area (share of pixels and bounding box)."),
                 io.Float.Input("identity_cosine", optional=True, force_input=True,
-                               tooltip="Identity Guard's identity similarity (ArcFace cosine), recorded as is."),
-                io.Float.Input("identity_lpips", optional=True, force_input=True,
-                               tooltip="Identity Guard's LPIPS outside the mask, recorded as is."),
+                               tooltip="Identity Guard's identity_cosine output, recorded as is."),
+                io.Float.Input("lpips_outside", optional=True, force_input=True,
+                               tooltip="Identity Guard's lpips_outside output, recorded as is."),
+                io.Boolean.Input("identity_passed", optional=True, force_input=True,
+                                 tooltip="Identity Guard's passed output, recorded as is."),
                 io.String.Input("identity_report", optional=True, force_input=True,
-                                tooltip="Identity Guard's report text, recorded as is."),
+                                tooltip="Identity Guard's report output, recorded as is."),
                 io.Boolean.Input("add_watermark", default=True, optional=True,
                                  tooltip="Embed the invisible watermark (id from the pixels) into images that carry "
                                          "none yet; images marked by Invisible Watermark keep their id. Images "
@@ -152,8 +154,9 @@ class SaveImageWithProvenance(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, filename_prefix: str = "ReMaskable", mask=None, identity_cosine: float | None = None,
-                identity_lpips: float | None = None, identity_report: str | None = None, add_watermark: bool = True,
-                c2pa_certificate: str = "", c2pa_private_key: str = "") -> io.NodeOutput:
+                lpips_outside: float | None = None, identity_passed: bool | None = None,
+                identity_report: str | None = None, add_watermark: bool = True, c2pa_certificate: str = "",
+                c2pa_private_key: str = "") -> io.NodeOutput:
         images = as_rgb(images, "images")
         credentials = signing_credentials(c2pa_certificate, c2pa_private_key)
         folder, filename, counter, subfolder, _ = folder_paths.get_save_image_path(
@@ -165,12 +168,12 @@ class SaveImageWithProvenance(io.ComfyNode):
                 comfy_chunks["prompt"] = json.dumps(cls.hidden.prompt)
             for key, value in (cls.hidden.extra_pnginfo or {}).items():
                 comfy_chunks[key] = json.dumps(value)
-        identity = {k: v for k, v in (("cosine", identity_cosine), ("lpips", identity_lpips),
-                                      ("report", identity_report)) if v is not None} or None
+        identity = {k: v for k, v in (("identity_cosine", identity_cosine), ("lpips_outside", lpips_outside),
+                                      ("passed", identity_passed), ("report", identity_report)) if v is not None}
         saved = save_with_provenance(
             images, [Path(folder) / n for n in names], prompt=cls.hidden.prompt, save_node_id=str(cls.hidden.unique_id),
             comfy_chunks=comfy_chunks, locators=Locators(_locate_model, _locate_input_image), hasher=_hasher(),
-            mask=mask, identity=identity, credentials=credentials, add_watermark=add_watermark)
+            mask=mask, identity=identity or None, credentials=credentials, add_watermark=add_watermark)
         c2pa = f"C2PA signed by {credentials.signer}" if credentials else "no C2PA (no signing certificate given)"
         report = "\n".join(f"{s.path.name}: {summary(s.manifest)}; {c2pa}" for s in saved)
         results = [ui.SavedResult(n, subfolder, io.FolderType.output) for n in names]

@@ -9,8 +9,9 @@ what reached the saved image is named:
 * ``sampling``: the seed/steps/cfg/sampler/scheduler/denoise of every sampler upstream;
 * ``regions``: the face-parse classes (canonical CelebAMask-HQ names) that region nodes selected or excluded,
   and the area of the edit mask connected to the save node;
-* ``models``: every ``*_name`` input that names a model file, with the file's sha256 and the published sha256
-  from the pack's model manifest when it knows the file;
+* ``models``: every loader widget (and every ``*_name`` input) that names a model file, directly or as
+  ``Backend: file``, with the file's sha256 and the published sha256 from the pack's model manifest when it knows
+  the file (choices that are not files, e.g. models bundled inside a Python package, stay in ``remaskable_nodes``);
 * ``sources``: the input images (LoadImage*) with their sha256;
 * ``identity``: the identity scores connected to the save node;
 * ``remaskable_nodes``: the widget values of every ReMaskable node upstream;
@@ -202,6 +203,13 @@ def _model(node_id: str, class_type: str, input_name: str, name: str, folder: st
     return record
 
 
+def _model_name_candidates(value: str) -> list[str]:
+    """File names a loader's widget value may stand for: the value itself, and the part after ``Backend: `` (the
+    pack's loaders offer choices such as ``SFace: face_recognition_sface_2021dec.onnx``)."""
+    _, separator, rest = value.partition(": ")
+    return [value, rest] if separator and rest else [value]
+
+
 @dataclass(frozen=True)
 class Locators:
     model: ModelLocator  # a model name -> (folder, path) or None
@@ -229,11 +237,14 @@ def describe_workflow(prompt: dict, save_node_id: str, locators: Locators, hashe
                              **{k: widgets[k] for k in SAMPLING_INPUTS if k in widgets}})
         if class_type in REGION_NODE_TYPES:
             regions.append(_region(node_id, node))
+        loader = "Load" in class_type and not class_type.startswith("LoadImage")
         for input_name, value in widgets.items():
-            if isinstance(value, str) and input_name.rstrip("0123456789").endswith("_name"):
-                located = locators.model(value)
-                if located is not None:
-                    models.append(_model(node_id, class_type, input_name, value, *located, hasher))
+            if isinstance(value, str) and (loader or input_name.rstrip("0123456789").endswith("_name")):
+                for name in _model_name_candidates(value):
+                    located = locators.model(name)
+                    if located is not None:
+                        models.append(_model(node_id, class_type, input_name, name, *located, hasher))
+                        break
         if class_type.startswith("LoadImage") and isinstance(widgets.get("image"), str):
             path = locators.input_image(widgets["image"])
             source = {"node": node_id, "class_type": class_type, "image": widgets["image"]}
@@ -301,7 +312,7 @@ def summary(manifest: dict) -> str:
         parts.append("models " + ", ".join(models))
     identity = manifest.get("identity")
     if identity:
-        parts.append("identity " + ", ".join(f"{k} {v}" for k, v in identity.items() if not isinstance(v, str)))
+        parts.append(", ".join(f"{k} {v}" for k, v in identity.items() if not isinstance(v, str)))
     watermark = manifest.get("watermark")
     if watermark and watermark.get("found"):
         parts.append(f"watermark {watermark['payload']}")

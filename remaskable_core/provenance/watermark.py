@@ -8,7 +8,7 @@ does not change singular values, so it is left out here; a unit test checks that
 on the same frames and that its decoder reads our bits. Plain ``dwtDct`` (what SDXL ships) is not used: with a
 64-bit payload it decodes about half the bits (chance) after JPEG q90 or a 0.8x resize, and even unattacked its
 per-block decisions are only ~84% right (it re-picks the largest coefficient, which the embedding itself can change);
-``python -m tests.bench.watermark`` measures both.
+``python scripts/measure_watermark.py`` measures both.
 
 On top of that primitive, for robustness and a meaningful confidence:
 

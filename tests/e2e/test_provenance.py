@@ -95,7 +95,7 @@ def test_saved_png_names_what_the_workflow_did(comfy, photo, tmp_path):
     assert manifest["remaskable_nodes"] == [{"node": "8", "class_type": "ReMaskable.Watermark",
                                              "inputs": {"payload": "1a2b3c4d"}}]
     assert manifest["mask"]["fraction"] == 1.0 and manifest["mask"]["bbox_xyxy"] == [0, 0, 192, 176]
-    assert manifest["identity"] == {"cosine": 0.83}
+    assert manifest["identity"] == {"identity_cosine": 0.83}
     assert manifest["watermark"]["found"] and manifest["watermark"]["payload"] == "1a2b3c4d"
     assert manifest["watermark"]["added_when_saving"] is False, "the Watermark node's mark is kept"
     assert manifest["c2pa"]["signed"] is False

@@ -74,10 +74,12 @@ def test_directory_models_list_every_file_with_published_hashes(tmp_path):
     pack.mkdir(parents=True)
     (pack / "det_10g.onnx").write_bytes(b"d")
     (pack / "w600k_r50.onnx").write_bytes(b"w")
-    prompt = {"1": {"class_type": "ReMaskable.LoadIdentityModel", "inputs": {"model_name": "models/buffalo_l"}},
+    prompt = {"1": {"class_type": "ReMaskable.LoadIdentityModel",
+                    "inputs": {"recognizer": "ArcFace: models/buffalo_l", "detector": "auto", "lpips": "off"}},
               "2": {"class_type": "ReMaskable.SaveImageWithProvenance", "inputs": {"x": ["1", 0]}}}
-    workflow = describe_workflow(prompt, "2", Locators(lambda n: ("insightface", pack), lambda n: None), FileHasher())
-    (model,) = workflow["models"]
+    locate = Locators(lambda n: ("insightface", pack) if n == "models/buffalo_l" else None, lambda n: None)
+    (model,) = describe_workflow(prompt, "2", locate, FileHasher())["models"]
+    assert (model["name"], model["input"], model["folder"]) == ("models/buffalo_l", "recognizer", "insightface")
     published = {f.path: f.sha256 for f in entry_by_name("insightface", "models/buffalo_l").files}
     assert [(f["path"], f["sha256"], f["published_sha256"], f["matches_published"]) for f in model["files"]] == [
         ("det_10g.onnx", hashlib.sha256(b"d").hexdigest(), published["det_10g.onnx"], False),
@@ -108,7 +110,7 @@ def test_manifest_round_trips_through_the_png_next_to_comfyui_metadata(tmp_path,
     paths = [tmp_path / "a.png", tmp_path / "b.png"]
     saved = save_with_provenance(images, paths, prompt=prompt, save_node_id="13", comfy_chunks=chunks,
                                  locators=locators(files), hasher=FileHasher(), mask=mask,
-                                 identity={"cosine": 0.71, "report": "pass"})
+                                 identity={"identity_cosine": 0.71, "report": "pass"})
     for index, (path, result) in enumerate(zip(paths, saved)):
         manifest = read_manifest(path)
         assert manifest == json.loads(json.dumps(result.manifest))
@@ -116,7 +118,7 @@ def test_manifest_round_trips_through_the_png_next_to_comfyui_metadata(tmp_path,
         assert manifest["mask"] == {"pixels": 4000, "fraction": round(4000 / (192 * 208), 6),
                                     "soft_fraction": round(4000 / (192 * 208), 6), "bbox_xyxy": [30, 20, 130, 60],
                                     "size": [208, 192]}
-        assert manifest["identity"] == {"cosine": 0.71, "report": "pass"}
+        assert manifest["identity"] == {"identity_cosine": 0.71, "report": "pass"}
         assert manifest["watermark"]["found"] and manifest["watermark"]["payload"] == "1a2b3c4d"
         assert manifest["c2pa"]["signed"] is False and "REMASKABLE_C2PA_CERT" in manifest["c2pa"]["reason"]
         assert [p["text"] for p in manifest["prompts"]] == ["vivid red hair", "blurry, deformed"]

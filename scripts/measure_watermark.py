@@ -1,21 +1,25 @@
 """Measures the edit watermark: invisibility (PSNR), robustness per attack, speed; and, for comparison, the
 invisible-watermark package's plain ``dwtDct`` as SDXL uses it (same 64-bit message, no canonical grid or code).
 
-    python -m tests.bench.watermark
+    python scripts/measure_watermark.py
 
 Prints numbers only; nothing here is asserted (the unit tests hold the pass/fail bars).
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 from skimage import data
 
-from remaskable_core.provenance import watermark as wm
-from tests.fixtures.provenance import ATTACKS, as_rgb, gradient, jpeg, resize
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from remaskable_core.provenance import watermark as wm  # noqa: E402
+from tests.fixtures.provenance import ATTACKS, as_rgb, gradient, jpeg, resize  # noqa: E402
 
 EDIT_ID = 0x1A2B3C4D
 SOURCES = {  # short name -> (description, pixels)
