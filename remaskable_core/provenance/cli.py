@@ -78,8 +78,12 @@ def format_report(result: dict) -> str:
                 lines.append(f"    model: {name} ({m['folder']}) sha256 {f['sha256']} ({_hash_note(f)})")
         for s in manifest["sources"]:
             lines.append(f"    source image: {s['image']} sha256 {s.get('sha256', '(file not found)')}")
-        if manifest.get("identity"):
-            lines.append("    identity: " + ", ".join(f"{k} {v}" for k, v in manifest["identity"].items()))
+        identity = manifest.get("identity") or {}
+        scores = ", ".join(f"{k} {v}" for k, v in identity.items() if k != "report")
+        if scores:
+            lines.append(f"    identity: {scores}")
+        if identity.get("report"):
+            lines.extend("      | " + line for line in identity["report"].splitlines())
         watermark = manifest.get("watermark") or {}
         lines.append(f"    watermark when saved: {watermark.get('payload') or 'none'}")
         c2pa = manifest["c2pa"]

@@ -143,7 +143,7 @@ def _sign(c2pa, png: bytes, edit_manifest: dict, credentials: SigningCredentials
         actions = [{"action": "c2pa.created", **edit}]
     definition = {"claim_generator_info": [agent], "title": title, "format": "image/png",
                   "assertions": [{"label": "c2pa.actions", "data": {"actions": actions}},
-                                 {"label": EDIT_ASSERTION, "data": {"manifest_json": json.dumps(edit_manifest)}}]}
+                                 {"label": EDIT_ASSERTION, "data": {"manifest_json": json.dumps(edit_manifest, allow_nan=False)}}]}
     info = c2pa.C2paSignerInfo(credentials.algorithm, credentials.certificate_chain, credentials.private_key, None)
     signed = io.BytesIO()
     context = c2pa.Context.from_dict({**OFFLINE_SETTINGS, "builder": {"thumbnail": {"enabled": False}}})

@@ -21,6 +21,7 @@ what reached the saved image is named:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -267,12 +268,25 @@ def mask_area(mask: torch.Tensor) -> dict:
             "size": [int(mask.shape[1]), int(mask.shape[0])]}
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, so the manifest is strict JSON (Identity Guard reports NaN when
+    it finds no face)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def image_manifest(workflow: dict, *, batch_index: int, batch_size: int, width: int, height: int,
                    mask: dict | None, identity: dict | None, watermark: dict | None, c2pa: dict) -> dict:
-    """The manifest of one saved image: the workflow description plus what is particular to this image."""
-    return {**workflow, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    """The manifest of one saved image: the workflow description plus what is particular to this image (strict
+    JSON: non-finite numbers become null)."""
+    return json_safe({**workflow, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "image": {"batch_index": batch_index, "batch_size": batch_size, "width": width, "height": height},
-            "mask": mask, "identity": identity, "watermark": watermark, "c2pa": c2pa}
+            "mask": mask, "identity": identity, "watermark": watermark, "c2pa": c2pa})
 
 
 def read_manifest(png_path: str | os.PathLike) -> dict | None:

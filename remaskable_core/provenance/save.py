@@ -87,7 +87,7 @@ def save_with_provenance(images: torch.Tensor, paths: list[Path], *, prompt: dic
             workflow, batch_index=index, batch_size=len(rgb), width=pixels.shape[1], height=pixels.shape[0],
             mask=mask_area(masks[index]) if masks is not None else None, identity=identity, watermark=watermark,
             c2pa=c2pa)
-        png = encode_png(pixels, {**comfy_chunks, MANIFEST_CHUNK: json.dumps(manifest)}, compress_level)
+        png = encode_png(pixels, {**comfy_chunks, MANIFEST_CHUNK: json.dumps(manifest, allow_nan=False)}, compress_level)
         if credentials is not None:
             png = sign_png(png, manifest, credentials, title=path.name, description=summary(manifest), parent=parent)
         _write(path, png)

@@ -30,8 +30,13 @@ def _upload(comfy, tmp_path: Path, pixels: np.ndarray, name: str, fmt: str = "PN
     return comfy.client.upload_image(path), path.read_bytes()
 
 
+SFACE = "face_recognition_sface_2021dec.onnx"
+YUNET = "face_detection_yunet_2023mar.onnx"
+
+
 def edit_workflow(image: str, **save_inputs) -> dict:
-    """Load a photo, img2img it with a (fake) SD1.5 checkpoint and two prompts, watermark, save with provenance."""
+    """Load a photo, img2img it with a (fake) SD1.5 checkpoint and two prompts, check identity with (fake) SFace and
+    YuNet, watermark, save with provenance and the identity scores."""
     return {
         "1": {"class_type": "LoadImage", "inputs": {"image": image}},
         "2": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
@@ -42,12 +47,17 @@ def edit_workflow(image: str, **save_inputs) -> dict:
                                                    "latent_image": ["5", 0], "seed": 3, "steps": 1, "cfg": 5.0,
                                                    "sampler_name": "euler", "scheduler": "normal", "denoise": 0.5}},
         "7": {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["2", 2]}},
-        "8": {"class_type": "ReMaskable.Watermark", "inputs": {"image": ["7", 0], "payload": "1a2b3c4d"}},
+        "8": {"class_type": "ReMaskable.Watermark", "inputs": {"image": ["13", 0], "payload": "1a2b3c4d"}},
         "9": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 192, "height": 176}},
-        "10": {"class_type": "PrimitiveFloat", "inputs": {"value": 0.83}},
+        "12": {"class_type": "ReMaskable.LoadIdentityModel",
+               "inputs": {"recognizer": f"SFace: {SFACE}", "detector": f"YuNet: {YUNET}", "lpips": "off"}},
+        "13": {"class_type": "ReMaskable.IdentityGuard",
+               "inputs": {"original": ["1", 0], "candidates": ["7", 0], "identity_model": ["12", 0],
+                          "mode": "preserve", "on_fail": "warn", "threshold": 0.0, "lpips_weight": 0.5}},
         "11": {"class_type": "ReMaskable.SaveImageWithProvenance",
                "inputs": {"images": ["8", 0], "filename_prefix": "provenance_e2e", "mask": ["9", 0],
-                          "identity_cosine": ["10", 0], **save_inputs}},
+                          "identity_cosine": ["13", 1], "lpips_outside": ["13", 2], "identity_passed": ["13", 3],
+                          "identity_report": ["13", 4], **save_inputs}},
     }
 
 
@@ -84,18 +94,27 @@ def test_saved_png_names_what_the_workflow_did(comfy, photo, tmp_path):
         ("3", "positive", "vivid red hair"), ("4", "negative", "blurry")]
     assert manifest["sampling"] == [{"node": "6", "class_type": "KSampler", "seed": 3, "steps": 1, "cfg": 5.0,
                                      "sampler_name": "euler", "scheduler": "normal", "denoise": 0.5}]
-    (model,) = manifest["models"]
-    fake_checkpoint = comfy.models_dir / "checkpoints" / CKPT
-    assert (model["name"], model["folder"], model["input"]) == (CKPT, "checkpoints", "ckpt_name")
-    assert model["sha256"] == hashlib.sha256(fake_checkpoint.read_bytes()).hexdigest()
-    assert model["published_sha256"] == entry_by_name("checkpoints", CKPT).files[0].sha256
-    assert model["matches_published"] is False, "the fake checkpoint is not the published file"
+    models = {m["name"]: m for m in manifest["models"]}
+    assert set(models) == {CKPT, SFACE, YUNET}
+    for name, folder, node, input_name in [(CKPT, "checkpoints", "2", "ckpt_name"), (SFACE, "face_recognition", "12",
+                                           "recognizer"), (YUNET, "face_detection", "12", "detector")]:
+        model = models[name]
+        assert (model["folder"], model["node"], model["input"]) == (folder, node, input_name)
+        fake_file = comfy.models_dir / folder / name
+        assert model["sha256"] == hashlib.sha256(fake_file.read_bytes()).hexdigest()
+        assert model["published_sha256"] == entry_by_name(folder, name).files[0].sha256
+        assert model["matches_published"] is False, "the fake file is not the published one"
     assert manifest["sources"] == [{"node": "1", "class_type": "LoadImage", "image": image_name,
                                     "size": len(image_bytes), "sha256": hashlib.sha256(image_bytes).hexdigest()}]
-    assert manifest["remaskable_nodes"] == [{"node": "8", "class_type": "ReMaskable.Watermark",
-                                             "inputs": {"payload": "1a2b3c4d"}}]
+    remaskable = {n["class_type"]: n["inputs"] for n in manifest["remaskable_nodes"]}
+    assert remaskable["ReMaskable.Watermark"] == {"payload": "1a2b3c4d"}
+    assert remaskable["ReMaskable.IdentityGuard"]["mode"] == "preserve"
+    assert remaskable["ReMaskable.LoadIdentityModel"]["recognizer"] == f"SFace: {SFACE}"
     assert manifest["mask"]["fraction"] == 1.0 and manifest["mask"]["bbox_xyxy"] == [0, 0, 192, 176]
-    assert manifest["identity"] == {"identity_cosine": 0.83}
+    identity = manifest["identity"]
+    assert set(identity) == {"identity_cosine", "lpips_outside", "passed", "report"}
+    assert isinstance(identity["identity_cosine"], float) and isinstance(identity["passed"], bool)
+    assert identity["report"]
     assert manifest["watermark"]["found"] and manifest["watermark"]["payload"] == "1a2b3c4d"
     assert manifest["watermark"]["added_when_saving"] is False, "the Watermark node's mark is kept"
     assert manifest["c2pa"]["signed"] is False

@@ -189,3 +189,17 @@ def test_save_adds_the_watermark_to_unmarked_images_unless_told_not_to(tmp_path,
     (kept,) = save_with_provenance(images[:1], [tmp_path / "kept.png"], add_watermark=False, **common)
     assert kept.manifest["watermark"]["found"] is False
     assert np.array_equal(np.asarray(Image.open(tmp_path / "kept.png").convert("RGB")), to_uint8(images[0]))
+
+
+def test_manifest_is_strict_json_when_a_score_is_nan(tmp_path, files):
+    path = tmp_path / "nan.png"
+    save_with_provenance(marked_image(), [path], prompt=edit_prompt(), save_node_id="13", comfy_chunks={},
+                         locators=locators(files), hasher=FileHasher(),
+                         identity={"identity_cosine": float("nan"), "passed": False})
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    with Image.open(path) as image:
+        manifest = json.loads(image.text["remaskable"], parse_constant=refuse)
+    assert manifest["identity"] == {"identity_cosine": None, "passed": False}
