@@ -113,8 +113,9 @@ def test_saved_png_names_what_the_workflow_did(comfy, photo, tmp_path):
     assert manifest["mask"]["fraction"] == 1.0 and manifest["mask"]["bbox_xyxy"] == [0, 0, 192, 176]
     identity = manifest["identity"]
     assert set(identity) == {"identity_cosine", "lpips_outside", "passed", "report"}
-    assert isinstance(identity["identity_cosine"], float) and isinstance(identity["passed"], bool)
-    assert identity["report"]
+    # the fake detector finds no face in this photo: Identity Guard reports NaN, which the manifest stores as null
+    assert identity["identity_cosine"] is None or isinstance(identity["identity_cosine"], float)
+    assert isinstance(identity["passed"], bool) and "IdentityGuard" in identity["report"]
     assert manifest["watermark"]["found"] and manifest["watermark"]["payload"] == "1a2b3c4d"
     assert manifest["watermark"]["added_when_saving"] is False, "the Watermark node's mark is kept"
     assert manifest["c2pa"]["signed"] is False
