@@ -118,7 +118,7 @@ def edit_id_from_text(text: str, pixels: np.ndarray | None = None) -> int:
 
 # --- the transform: canonical view -> chroma -> Haar approximation -> 4x4 blocks ---------------------------------
 
-_TO_YUV = np.array([[0.299, 0.587, 0.114]])  # Y; U = 0.492 (B - Y), V = 0.877 (R - Y) (OpenCV's BT.601)
+_LUMA = np.array([0.299, 0.587, 0.114])  # Y; U = 0.492 (B - Y), V = 0.877 (R - Y) (OpenCV's BT.601)
 
 
 def _resize(array: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -128,7 +128,7 @@ def _resize(array: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
     """[2, H, W] U and V of a float RGB array in 0..255."""
-    y = rgb @ _TO_YUV[0]
+    y = rgb @ _LUMA
     return np.stack([0.492 * (rgb[..., 2] - y) + 128.0, 0.877 * (rgb[..., 0] - y) + 128.0])
 
 
