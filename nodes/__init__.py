@@ -7,6 +7,7 @@ from comfy_api.latest import ComfyExtension, io
 from . import conditioning
 from . import faces
 from . import identity
+from . import provenance
 from . import sam
 from .runtime import register_model_folders
 
@@ -15,6 +16,7 @@ NODES: list[type[io.ComfyNode]] = [
     *conditioning.NODES,
     *faces.NODES,
     *identity.NODES,
+    *provenance.NODES,
 ]
 
 
