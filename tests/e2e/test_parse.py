@@ -97,3 +97,12 @@ def test_missing_parser_file_says_where_to_get_it(comfy, uploads):
     message = failed.error["exception_message"]
     assert "parsing_bisenet.pth" in message and "face_parsing" in message
     assert "https://github.com/xinntao/facexlib/releases/download/v0.2.0/parsing_bisenet.pth" in message
+
+
+def test_unknown_class_is_refused_before_anything_runs(comfy, uploads):
+    from remaskable_core.client import ComfyRequestError
+
+    prompt = parse_prompt(uploads["astronaut.png"], LANDMARKS)
+    prompt["3"]["inputs"]["classes"] = "lips, beard"
+    with pytest.raises(ComfyRequestError, match="unknown class or preset 'beard'"):
+        comfy.client.queue(prompt)
