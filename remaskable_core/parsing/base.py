@@ -38,10 +38,8 @@ class FaceParser(ABC):
     sides: str = "model"
 
     @abstractmethod
-    def parse(self, images: torch.Tensor, progress: Progress = None) -> FaceParseResult: ...
-
-    def describe(self) -> str:
-        return self.backend
+    def parse(self, images: torch.Tensor, progress: Progress = None) -> FaceParseResult:
+        """Parse every image; ``progress(done, total)`` is called per image (raising from it interrupts)."""
 
 
 class NetworkParser(FaceParser):
