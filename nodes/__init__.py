@@ -4,11 +4,18 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import parse, sam
+from . import conditioning
+from . import faces
+from . import identity
+from . import parse
+from . import sam
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
     *sam.NODES,
+    *conditioning.NODES,
+    *faces.NODES,
+    *identity.NODES,
     *parse.NODES,
 ]
 

@@ -254,6 +254,7 @@ MODELS: tuple[ModelEntry, ...] = (
     ),
     ModelEntry(
         name="control_v11p_sd15_canny_fp16.safetensors", folder="controlnet", kind="controlnet", variant="canny",
+        default=True,
         description="ControlNet 1.1 canny (fp16) for the structure hint's edge map",
         source="https://huggingface.co/comfyanonymous/ControlNet-v1-1_fp16_safetensors",
         license="OpenRAIL", commercial_use=True,

@@ -6,7 +6,9 @@ not covered (their probabilities stay 0). Mesh indices follow mediapipe's face_m
 "LEFT" parts are the subject's left (on the right of a non-mirrored photo), which is the canonical meaning,
 so no re-labelling is needed.
 
-mediapipe is optional: it pins numpy<2, so it is installed without its dependencies and imported only here.
+Faces are found by the pack's mediapipe BlazeFace detector (full range, over a pyramid of tiles, so small faces
+in group photos are found too); each is then meshed in a crop around it. mediapipe is optional: it is imported
+only when a parser is built, and a missing or broken install fails with the command that installs it.
 """
 
 from __future__ import annotations
@@ -15,15 +17,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import ModelFileError
+from ..faces.detect_mediapipe import MediapipeFaceDetector, import_mediapipe
 from .base import FaceParser, Progress, no_face_message
 from .labels import CLASS_INDEX, CLASSES
 from .result import Box, FaceParseResult
-
-# checked here: mediapipe 0.10.21 runs with numpy 2 and protobuf 4.25.x or 6.31.1-6.x; protobuf 5.x and 6.0-6.30 fail
-# with "Failed to parse" building its graphs, protobuf 7 at import; its drawing utilities import matplotlib
-INSTALL_COMMAND = ('pip install matplotlib && pip install --no-deps mediapipe==0.10.21 absl-py attrs flatbuffers '
-                   '"protobuf>=6.31.1,<7"')
 
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
              149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
@@ -42,41 +39,6 @@ NOSE = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 45, 220, 115, 48, 64, 98, 97, 275,
 COVERED = ("skin", "nose", "l_eye", "r_eye", "l_brow", "r_brow", "mouth", "u_lip", "l_lip")
 # soft edge (Gaussian sigma) as a share of the face height: landmarks are a few pixels off on a 1000 px face
 EDGE_SOFTNESS = 0.005
-
-
-def import_mediapipe():
-    """The mediapipe module, checked to build its face graphs, or a ModelFileError saying how to install it."""
-    try:
-        import mediapipe as mp
-    except ImportError as exc:
-        raise ModelFileError(
-            f"The landmark face parser needs mediapipe 0.10.21, which is not installed or incomplete ({exc}). Install "
-            f"it into ComfyUI's Python without its dependencies (they would downgrade numpy): {INSTALL_COMMAND}"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001  broken installs fail in many ways (protobuf 7: AttributeError...)
-        raise _broken(exc) from exc
-    if not hasattr(mp, "solutions"):
-        raise ModelFileError(f"mediapipe {getattr(mp, '__version__', '?')} no longer ships the face mesh solution "
-                             f"(removed in 0.10.30). Install 0.10.21: {INSTALL_COMMAND}")
-    try:  # protobuf versions mediapipe cannot parse its graphs with fail here, not halfway through a batch
-        mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True).close()
-        mp.solutions.face_detection.FaceDetection(model_selection=1).close()
-    except Exception as exc:  # noqa: BLE001
-        raise _broken(exc) from exc
-    return mp
-
-
-def _broken(exc: Exception) -> ModelFileError:
-    import importlib.metadata
-
-    try:
-        protobuf = importlib.metadata.version("protobuf")
-    except importlib.metadata.PackageNotFoundError:
-        protobuf = "not installed"
-    first_line = (str(exc).splitlines() or [""])[0][:160]
-    return ModelFileError(
-        f"mediapipe is installed but its face mesh cannot be used ({type(exc).__name__}: {first_line}). It needs "
-        f"protobuf 4.25.x or 6.31.1 up to 7 (installed: {protobuf}): {INSTALL_COMMAND}")
 
 
 def _polygon_mask(points: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -129,72 +91,33 @@ def _face_window(points: np.ndarray, height: int, width: int) -> tuple[int, int,
     return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
 
 
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _windows(height: int, width: int) -> list[tuple[int, int, int]]:
-    """(x0, y0, side) of the whole image and of overlapping squares over it: the detector sees a downscaled
-    image, so small faces in large or wide images are found only in tiles."""
-    windows = [(0, 0, max(height, width))]
-    side = min(height, width)
-    for tile in (side, side // 2):
-        if tile < 128:
-            continue
-        stride = tile // 2
-        for y0 in range(0, max(height - tile, 0) + 1, stride):
-            for x0 in range(0, max(width - tile, 0) + 1, stride):
-                windows.append((x0, y0, tile))
-    return windows
-
-
 class LandmarkParser(FaceParser):
     backend = "landmarks"
     covered = COVERED
     sides = "subject"
 
-    def __init__(self, max_faces: int = 10, min_confidence: float = 0.5):
+    def __init__(self, max_faces: int = 10, min_confidence: float = 0.5, min_face_size: int = 16):
+        self.detector = MediapipeFaceDetector("full_range", min_score=min_confidence, min_face_size=min_face_size,
+                                              landmarks="keypoints")
         self.mp = import_mediapipe()
         self.max_faces = max_faces
         self.min_confidence = min_confidence
 
-    def detect(self, image: np.ndarray, detector) -> list[Box]:
-        """Face boxes (px) from mediapipe's full-range detector over the image and its tiles, overlaps merged."""
-        height, width = image.shape[:2]
-        found: list[tuple[float, Box]] = []
-        for x0, y0, side in _windows(height, width):
-            window = np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
-            h, w = window.shape[:2]
-            for detection in detector.process(window).detections or []:
-                box = detection.location_data.relative_bounding_box
-                found.append((detection.score[0], (x0 + box.xmin * w, y0 + box.ymin * h,
-                                                   x0 + (box.xmin + box.width) * w, y0 + (box.ymin + box.height) * h)))
-        kept: list[Box] = []
-        for _, box in sorted(found, key=lambda f: -f[0]):
-            if all(_iou(box, other) < 0.3 for other in kept):
-                kept.append(box)
-        return kept[:self.max_faces]
-
-    def landmarks(self, image: np.ndarray, detector, mesh, whole_mesh) -> list[np.ndarray]:
+    def landmarks(self, image: np.ndarray, mesh, whole_mesh) -> list[np.ndarray]:
         """[478, 2] landmark pixels (x, y) of each face in an RGB uint8 image. Each detected face is meshed in a
-        crop twice its size (the mesh's own detector only finds faces that fill much of the frame); without
-        detections the mesh runs on the whole image."""
+        crop twice its size (the mesh's own detector only finds faces that fill much of the frame), keeping the
+        mesh nearest the detection; without detections the mesh runs on the whole image."""
         height, width = image.shape[:2]
         faces = []
-        for x0, y0, x1, y1 in self.detect(image, detector):
-            side = 2.0 * max(x1 - x0, y1 - y0)
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            left, top = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
-            crop = np.ascontiguousarray(image[top:int(min(cy + side / 2, height)), left:int(min(cx + side / 2, width))])
-            for points in self._mesh(crop, mesh):
-                points += np.array([left, top], dtype=np.float32)
-                centre = points.mean(0)
-                if x0 <= centre[0] <= x1 and y0 <= centre[1] <= y1:  # not a neighbour caught in the crop
-                    faces.append(points)
+        for face in self.detector.detect(image)[:self.max_faces]:
+            side = max(face.width, face.height)
+            cx, cy = face.center
+            left, top = int(max(cx - side, 0)), int(max(cy - side, 0))
+            crop = np.ascontiguousarray(image[top:int(min(cy + side, height)), left:int(min(cx + side, width))])
+            meshes = [points + np.array([left, top], dtype=np.float32) for points in self._mesh(crop, mesh)]
+            distances = [float(np.linalg.norm(points.mean(0) - np.array(face.center))) for points in meshes]
+            if meshes and min(distances) < 0.5 * side:  # farther: a neighbour's face caught in the crop
+                faces.append(meshes[int(np.argmin(distances))])
         if not faces:
             faces = self._mesh(image, whole_mesh)
         return faces
@@ -213,16 +136,13 @@ class LandmarkParser(FaceParser):
         messages: list[str] = []
         if progress:
             progress(0, batch)
-        solutions = self.mp.solutions
-        with solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=self.min_confidence) \
-                as detector, \
-                solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                             min_detection_confidence=self.min_confidence) as mesh, \
-                solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=self.max_faces,
-                                             refine_landmarks=True, min_detection_confidence=self.min_confidence) \
-                as whole_mesh:
+        face_mesh = self.mp.solutions.face_mesh.FaceMesh
+        with face_mesh(static_image_mode=True, max_num_faces=4, refine_landmarks=True,
+                       min_detection_confidence=self.min_confidence) as mesh, \
+                face_mesh(static_image_mode=True, max_num_faces=self.max_faces, refine_landmarks=True,
+                          min_detection_confidence=self.min_confidence) as whole_mesh:
             for i in range(batch):
-                faces = self.landmarks(np.ascontiguousarray(pixels[i]), detector, mesh, whole_mesh)
+                faces = self.landmarks(np.ascontiguousarray(pixels[i]), mesh, whole_mesh)
                 boxes.append([self._paint(probs[i], points) for points in faces])
                 if not faces:
                     messages.append(no_face_message(i, batch))
