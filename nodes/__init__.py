@@ -7,6 +7,7 @@ from comfy_api.latest import ComfyExtension, io
 from . import conditioning
 from . import faces
 from . import identity
+from . import parse
 from . import provenance
 from . import sam
 from .runtime import register_model_folders
@@ -16,6 +17,7 @@ NODES: list[type[io.ComfyNode]] = [
     *conditioning.NODES,
     *faces.NODES,
     *identity.NODES,
+    *parse.NODES,
     *provenance.NODES,
 ]
 
