@@ -4,11 +4,12 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import sam
+from . import generate, sam
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
     *sam.NODES,
+    *generate.NODES,
 ]
 
 
