@@ -1,6 +1,7 @@
 """Time MaskedInpaintSampler against ComfyUI's stock nodes doing the same edit, in one process, as a ratio.
 
     python -m tests.bench.masked_sampler_vs_ksampler [--size tiny|full] [--steps 50] [--res 128] [--repeats 3]
+                                                     [--threads N]
 
 Stock: VAE Encode + Set Latent Noise Mask + KSampler + VAE Decode (plain checkpoint), InpaintModelConditioning +
 KSampler + VAE Decode (inpainting checkpoint). Ours: MaskedInpaintSampler with one candidate (it encodes, samples
@@ -44,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--res", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     import_comfy()
     import comfy.sd
