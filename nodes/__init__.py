@@ -4,13 +4,27 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import fuse, refine, sam
+from . import conditioning
+from . import faces
+from . import fuse
+from . import generate
+from . import identity
+from . import parse
+from . import provenance
+from . import refine
+from . import sam
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
+    *parse.NODES,
     *sam.NODES,
     *refine.NODES,
     *fuse.NODES,
+    *generate.NODES,
+    *identity.NODES,
+    *conditioning.NODES,
+    *faces.NODES,
+    *provenance.NODES,
 ]
 
 

@@ -6,6 +6,7 @@ from comfy_api.latest import io
 
 from ..remaskable_core.errors import InvalidInputError
 from ..remaskable_core.fuse import FuseSettings, Vote, fuse_masks
+from ..remaskable_core.latent_mask import MIN_COMPOSITE_GROW_PX
 from ..remaskable_core.parsing import FaceParseResult, resolve_classes
 from ..remaskable_core.tensors import as_mask, match_batch
 from . import types
@@ -60,8 +61,9 @@ class MaskFuse(io.ComfyNode):
                              tooltip="Grow (positive) or shrink (negative) the edit by this many px."),
                 io.Float.Input("feather", default=0.0, min=0.0, max=256.0, step=0.5, optional=True,
                                tooltip="Soften the edit mask's edge inward by this many px (it never grows)."),
-                io.Int.Input("composite_margin", default=8, min=0, max=512, optional=True,
-                             tooltip="Px the composite mask reaches beyond the edit at full strength."),
+                io.Int.Input("composite_margin", default=MIN_COMPOSITE_GROW_PX, min=0, max=512, optional=True,
+                             tooltip="Px the composite mask reaches beyond the edit at full strength. The default "
+                             f"({MIN_COMPOSITE_GROW_PX}) covers every latent cell regenerated for the edit."),
                 io.Float.Input("composite_feather", default=8.0, min=0.0, max=512.0, step=0.5, optional=True,
                                tooltip="Px of outward fade of the composite mask beyond that margin."),
             ],
@@ -79,7 +81,7 @@ class MaskFuse(io.ComfyNode):
                 sam_mask=None, sam_weight: float = 1.0, refined_mask=None, refine_weight: float = 1.0,
                 threshold: float = 0.5, exclude_classes: str = "", exclude_grow: int = 0, include_classes: str = "",
                 fill_holes: bool = True, min_island: int = 0, grow: int = 0, feather: float = 0.0,
-                composite_margin: int = 8, composite_feather: float = 8.0) -> io.NodeOutput:
+                composite_margin: int = MIN_COMPOSITE_GROW_PX, composite_feather: float = 8.0) -> io.NodeOutput:
         masks = {name: as_mask(m, name) for name, m in (("sam_mask", sam_mask), ("refined_mask", refined_mask))
                  if m is not None}
         reference = next(iter(masks), None)

@@ -10,3 +10,7 @@ IdentityModel = io.Custom("REMASKABLE_IDENTITY")
 
 CATEGORY = "ReMaskable"
 LOADERS = f"{CATEGORY}/loaders"
+GENERATE = f"{CATEGORY}/generate"
+FaceDetectorModel = io.Custom("REMASKABLE_FACE_DETECTOR")
+FaceCrop = io.Custom("FACE_CROP")
+FACES = f"{CATEGORY}/faces"

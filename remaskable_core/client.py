@@ -126,17 +126,8 @@ class ComfyClient:
         query = urllib.parse.urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
         return self._request(f"/view?{query}")
 
-    def wait(self, prompt_id: str, timeout: float = 600.0,
-             on_event: Callable[[str, dict], None] | None = None) -> PromptResult:
-        """Follow a queued prompt to its end. ``on_event(type, data)`` receives ComfyUI's websocket events for this
-        prompt (executing, progress, executed, execution_error...) where aiohttp is available."""
-        if on_event is not None:
-            try:
-                asyncio.run(asyncio.wait_for(self._follow(prompt_id, on_event), timeout))
-            except ImportError:
-                pass
-            except asyncio.TimeoutError:
-                raise ComfyRequestError(f"prompt {prompt_id} did not finish within {timeout:.0f} s") from None
+    def wait(self, prompt_id: str, timeout: float = 600.0) -> PromptResult:
+        """Poll a queued prompt's history until it ends."""
         deadline = time.monotonic() + timeout
         while True:
             entry = self.history(prompt_id)
@@ -153,14 +144,22 @@ class ComfyClient:
                 raise ComfyRequestError(f"prompt {prompt_id} did not finish within {timeout:.0f} s")
             time.sleep(0.2)
 
-    async def _follow(self, prompt_id: str, on_event: Callable[[str, dict], None]) -> None:
+    def run(self, prompt: dict, timeout: float = 600.0,
+            on_event: Callable[[str, dict], None] | None = None) -> PromptResult:
+        """Queue ``prompt`` and wait for its end; ``on_event(type, data)`` receives ComfyUI's websocket events for
+        it (executing, progress, executed, execution_error...). The socket opens before queueing, so no event is
+        missed."""
+        if on_event is None:
+            return self.wait(self.queue(prompt), timeout)
+        prompt_id = asyncio.run(asyncio.wait_for(self._queue_and_follow(prompt, on_event), timeout))
+        return self.wait(prompt_id, timeout)
+
+    async def _queue_and_follow(self, prompt: dict, on_event: Callable[[str, dict], None]) -> str:
         import aiohttp
 
         ws_url = self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}"
         async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
-            # the prompt may already have ended before the socket opened
-            if self.history(prompt_id) is not None:
-                return
+            prompt_id = self.queue(prompt)
             async for message in ws:
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
@@ -170,6 +169,7 @@ class ComfyClient:
                     continue
                 on_event(event["type"], data)
                 if event["type"] in ("execution_error", "execution_interrupted", "execution_success"):
-                    return
+                    break
                 if event["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
-                    return
+                    break
+        return prompt_id

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InvalidInputError
+from .latent_mask import MIN_COMPOSITE_GROW_PX
 from .mask_ops import binary, drop_islands, feather, fill_holes, grow
 
 
@@ -24,7 +25,9 @@ class FuseSettings:
     fill_holes: bool = True
     min_island: int = 0  # px; regions smaller than this are dropped (0 keeps all)
     feather: float = 0.0  # px of inward feathering of the edit mask
-    composite_margin: int = 8  # px the composite mask extends beyond the edit at full strength
+    # px the composite mask extends beyond the edit at full strength; the default covers every latent cell the
+    # sampler regenerates for the edit, so PixelBlend keeps all of the new content
+    composite_margin: int = MIN_COMPOSITE_GROW_PX
     composite_feather: float = 8.0  # px of outward feathering beyond that
     exclude_grow: int = 0  # px the excluded classes are grown by (a safety distance)
 

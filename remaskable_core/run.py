@@ -88,7 +88,9 @@ def prepare_prompt(workflow: dict, object_info: dict, overrides: list[str]) -> d
 
 
 def print_event(kind: str, data: dict) -> None:
-    if kind == "executing" and data.get("node") is not None:
+    if kind == "execution_start":
+        print(f"started prompt {data.get('prompt_id')}", file=sys.stderr, flush=True)
+    elif kind == "executing" and data.get("node") is not None:
         print(f"  running node {data['node']}", file=sys.stderr, flush=True)
     elif kind == "progress":
         print(f"  node {data.get('node')}: {data.get('value')}/{data.get('max')}", file=sys.stderr, flush=True)
@@ -114,10 +116,7 @@ def run_workflow(client: ComfyClient, workflow: dict, images: list[str], out: Pa
     prompt = prepare_prompt(workflow, object_info, overrides)
     for node_id, path in image_targets(prompt, images):
         prompt[node_id]["inputs"]["image"] = client.upload_image(path)
-    prompt_id = client.queue(prompt)
-    if verbose:
-        print(f"queued prompt {prompt_id}", file=sys.stderr, flush=True)
-    result = client.wait(prompt_id, timeout, on_event=print_event if verbose else None)
+    result = client.run(prompt, timeout, on_event=print_event if verbose else None)
     if result.status == "interrupted":
         raise RunError("The prompt was interrupted.")
     if result.status != "success":

@@ -13,18 +13,34 @@ from .manifest import MODELS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=("list", "verify", "download"),
+    parser.add_argument("action", choices=("list", "verify", "download", "markdown"),
                         help="list: every known model and whether it is present; verify: sha256 of present files; "
-                             "download: fetch the named models (or the defaults)")
+                             "download: fetch the named models (or the defaults); markdown: README's model table")
     parser.add_argument("names", nargs="*", help="model names for download (default: every default model)")
-    parser.add_argument("--models", type=Path, required=True, help="the ComfyUI models directory (e.g. ComfyUI/models)")
+    parser.add_argument("--models", type=Path, help="the ComfyUI models directory (e.g. ComfyUI/models)")
 
 
 def _human(size: int | None) -> str:
     return "?" if size is None else f"{size / 1e6:,.0f} MB"
 
 
+def markdown_table() -> str:
+    """The model table of README.md, generated from the manifest so the two never disagree."""
+    rows = ["| file | put it in | what it is | size | licence | source |", "|---|---|---|---|---|---|"]
+    for entry in MODELS:
+        licence = entry.license if entry.commercial_use else f"**non-commercial**: {entry.license}"
+        rows.append(f"| `{entry.name}` | `models/{entry.folder}/` | {entry.description} | {_human(entry.size)} | "
+                    f"{licence} | {entry.source} |")
+    return "\n".join(rows)
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.action == "markdown":
+        print(markdown_table())
+        return 0
+    if args.models is None:
+        print("error: --models DIR is required for this action", file=sys.stderr)
+        return 2
     locator = DirectoryLocator(args.models)
     if args.action == "list":
         print(f"{'folder':17} {'name':44} {'size':>9}  {'present':7}  licence")
