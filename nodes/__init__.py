@@ -6,16 +6,20 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import conditioning
 from . import faces
+from . import fuse
 from . import generate
 from . import identity
 from . import parse
 from . import provenance
+from . import refine
 from . import sam
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
     *parse.NODES,
     *sam.NODES,
+    *refine.NODES,
+    *fuse.NODES,
     *generate.NODES,
     *identity.NODES,
     *conditioning.NODES,

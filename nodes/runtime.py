@@ -74,6 +74,16 @@ def resolve_model_file(folder: str, name: str, download_if_missing: bool = False
     return require_model(LOCATOR, folder, name, allow_download=download_if_missing, progress=progress)
 
 
+class _Managed(torch.nn.Module):
+    """What ComfyUI's ModelPatcher manages: a holder of the pack's model, so the patcher's bookkeeping attributes
+    (``device``, ``model_loaded_weight_memory``...) land on the holder, not on the model (SAM's ``device`` is a
+    read-only property)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+
 @dataclass
 class PackModel:
     """A loaded model travelling between nodes. Torch modules are wrapped in a ModelPatcher so ComfyUI's model
@@ -89,7 +99,7 @@ class PackModel:
     def wrap(cls, impl: Any, name: str, path: Path, **info) -> "PackModel":
         patcher = None
         if isinstance(impl, torch.nn.Module):
-            patcher = comfy.model_patcher.ModelPatcher(impl, load_device=mm.get_torch_device(),
+            patcher = comfy.model_patcher.ModelPatcher(_Managed(impl), load_device=mm.get_torch_device(),
                                                        offload_device=mm.unet_offload_device())
         return cls(impl=impl, name=name, path=path, info=info, patcher=patcher)
 

@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "run": (".run", "run a workflow on an image in headless ComfyUI and save the result"),
     "models": (".models.cli", "list, check or download the model files the pack knows"),
+    "train-head": (".train_head", "train DINOv2 Refine's linear head on CelebAMask-HQ-style image/mask pairs"),
     "workflows": (".shipped_workflows.cli", "list the shipped example workflows, or rebuild their files"),
     "provenance": (".provenance.cli", "show the edit manifest, watermark and C2PA status of saved images"),
 }
