@@ -6,15 +6,21 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import conditioning
 from . import faces
+from . import generate
 from . import identity
+from . import parse
+from . import provenance
 from . import sam
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
+    *parse.NODES,
     *sam.NODES,
+    *generate.NODES,
+    *identity.NODES,
     *conditioning.NODES,
     *faces.NODES,
-    *identity.NODES,
+    *provenance.NODES,
 ]
 
 

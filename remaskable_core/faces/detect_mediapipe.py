@@ -36,8 +36,9 @@ from .face import Face
 
 MEDIAPIPE_VERSION = "0.10.21"
 # mediapipe's own requirements (numpy<2, protobuf<5, jax, opencv-contrib...) would downgrade ComfyUI's environment;
-# the face solutions need only these (checked in a fresh venv with numpy 2.4 and protobuf 6.33)
-INSTALL_HINT = (f'pip install absl-py attrs flatbuffers matplotlib "protobuf>=4.25,<7" && '
+# the face solutions need only these (checked in a fresh venv with numpy 2.4: its graphs build with protobuf 4.25.9,
+# 6.31.1 and 6.33.6; they fail with "Failed to parse" on 5.26, 5.29 and 6.30.2, and on 7.x (no FieldDescriptor.label))
+INSTALL_HINT = (f'pip install absl-py attrs flatbuffers matplotlib "protobuf>=6.31.1,<7" && '
                 f'pip install --no-deps mediapipe=={MEDIAPIPE_VERSION}')
 
 # mediapipe's keypoint order
@@ -92,7 +93,7 @@ def _build(factory, **options):
     except Exception as error:  # mediapipe raises RuntimeError("Failed to parse: ...") and others
         raise ModelFileError(f"mediapipe could not build its face graph ({str(error)[:200]}). This usually means a "
                              f"protobuf version it cannot read: mediapipe {MEDIAPIPE_VERSION} works with protobuf "
-                             f"4.25 to 6.x. {INSTALL_HINT}") from error
+                             f"4.25.x or 6.31.1 up to 7, not 5.x. {INSTALL_HINT}") from error
 
 
 def arcface_points(keypoints: np.ndarray) -> np.ndarray:

@@ -129,6 +129,15 @@ MODELS: tuple[ModelEntry, ...] = (
         files=(RemoteFile("", "https://github.com/xinntao/facexlib/releases/download/v0.2.0/parsing_bisenet.pth",
                           "468e13ca13a9b43cc0881a9f99083a430e9c0a38abd935431d1c28ee94b26567", 53289463),),
     ),
+    ModelEntry(
+        name="face-parsing-bisenet.onnx", folder="face_parsing", kind="face_parser", variant="bisenet_onnx",
+        description="The same BiSeNet as 79999_iter.pth exported to ONNX (clibdev), run on onnxruntime",
+        source="https://github.com/clibdev/face-parsing.PyTorch",
+        license=f"code MIT; {_CELEBAMASK_LICENCE}", commercial_use=False,
+        files=(RemoteFile("", "https://github.com/clibdev/face-parsing.PyTorch/releases/latest/download/"
+                              "face-parsing-bisenet.onnx",
+                          "37cc52ffdf0ccb45a555a4a1a52d59266959da5cee981c244177d9768447ff37", None),),
+    ),
     # --- DINOv2 (models/dinov2) ---------------------------------------------------------------------------
     ModelEntry(
         name="dinov2_vits14.safetensors", folder="dinov2", kind="dinov2", variant="vits14", default=True,

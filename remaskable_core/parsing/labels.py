@@ -75,6 +75,41 @@ def resolve_classes(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def select_classes(preset: str, classes: str = "") -> tuple[str, ...]:
+    """Canonical classes from a preset name ("none" for nothing) adjusted by a comma-separated list of class
+    names or presets: plain entries are added, entries starting with "-" removed (e.g. "face" + "-l_eye, -r_eye")."""
+    from ..errors import InvalidInputError
+
+    if preset != "none" and preset not in PRESETS:
+        raise InvalidInputError("preset", f"unknown preset '{preset}'.", f"Use one of {', '.join(PRESETS)} or none.")
+    chosen = list(PRESETS.get(preset, ()))
+    for item in filter(None, (s.strip() for s in classes.replace(";", ",").split(","))):
+        remove = item.startswith("-")
+        names = resolve_classes(item.lstrip("-+ "))
+        if remove:
+            chosen = [name for name in chosen if name not in names]
+        else:
+            chosen += [name for name in names if name not in chosen]
+    return tuple(chosen)
+
+
+# other spellings of the canonical names seen in model configs (e.g. a config.json's id2label)
+LABEL_ALIASES = {
+    "bg": "background", "face": "skin", "eyeglass": "eye_g", "eyeglasses": "eye_g", "eye_glasses": "eye_g",
+    "glasses": "eye_g", "left_eye": "l_eye", "right_eye": "r_eye", "left_brow": "l_brow", "right_brow": "r_brow",
+    "left_eyebrow": "l_brow", "right_eyebrow": "r_brow", "left_ear": "l_ear", "right_ear": "r_ear",
+    "earring": "ear_r", "necklace": "neck_l", "upper_lip": "u_lip", "lower_lip": "l_lip", "inner_mouth": "mouth",
+    "clothes": "cloth", "cloths": "cloth",
+}
+
+
+def canonical_name(label: str) -> str | None:
+    """The canonical class a model's label names ("l_eye", "L_Eye.png", "left eye"...), or None."""
+    key = label.strip().lower().removesuffix(".png").replace("-", "_").replace(" ", "_")
+    key = LABEL_ALIASES.get(key, key)
+    return key if key in CLASS_INDEX else None
+
+
 def reorder(probs_in_order, order: tuple[str, ...]):
     """Per-class tensor [B, len(order), H, W] in a backend's order → canonical order [B, 19, H, W]."""
     index = [order.index(name) for name in CLASSES]

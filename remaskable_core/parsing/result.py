@@ -13,7 +13,9 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 
 @dataclass
 class FaceParseResult:
-    probs: torch.Tensor  # [B, 19, H, W] float 0..1 per canonical class (CLASSES order), summing to 1 per pixel
+    # [B, 19, H, W] float 0..1 per canonical class (CLASSES order), summing to 1 per pixel, or to 0 where a backend
+    # that does not cover every class makes no claim (the landmark backend outside faces)
+    probs: torch.Tensor
     boxes: list[list[Box]]  # per image: the faces found (empty list = no face)
     backend: str  # "segformer", "bisenet", "landmarks"...
     covered: tuple[str, ...] = CLASSES  # classes the backend can predict; the others are always 0
@@ -48,9 +50,11 @@ class FaceParseResult:
         return self.probs.argmax(1)
 
     def hard_mask(self, classes) -> torch.Tensor:
-        """[B, H, W] 0/1: pixels whose most likely class is one of ``classes``."""
+        """[B, H, W] 0/1: pixels whose most likely class is one of ``classes``. Probability a backend leaves
+        unclaimed (the landmark backend outside faces) counts as one more, unnamed class that can win."""
         index = torch.tensor([CLASS_INDEX[name] for name in resolve_classes(classes)], dtype=torch.long)
-        return torch.isin(self.label_map(), index).float()
+        claimed = self.probs.amax(1) > 1.0 - self.probs.sum(1)
+        return (torch.isin(self.label_map(), index) & claimed).float()
 
     def select(self, indices: list[int]) -> "FaceParseResult":
         return FaceParseResult(self.probs[indices], [self.boxes[i] for i in indices], self.backend, self.covered,
