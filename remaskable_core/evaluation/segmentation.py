@@ -101,12 +101,21 @@ class ParsingScores:
                 for name, iou, f1, a, p in zip(CLASSES, self.iou, self.f1, annotated, predicted)}
 
 
-def predictor_from_parser(parser) -> LabelPredictor:
-    """A face-parsing backend (anything with ``parse(images [B,H,W,3] float 0..1) -> FaceParseResult``) as a
-    LabelPredictor: the most likely canonical class per pixel."""
+def predictor_from_parser(parser, sides: str = "subject") -> LabelPredictor:
+    """A face-parsing backend (``parsing.FaceParser``: ``parse(images [B,H,W,3] float 0..1) -> FaceParseResult``) as
+    a LabelPredictor: the most likely canonical class per pixel. ``sides`` as FaceParse's: "subject" re-splits l_/r_
+    classes by position on the face (FaceParse's default) unless the backend already does; "model" keeps the
+    backend's own labels."""
+    from ..parsing.pipeline import SIDES, settle_sides
+
+    if sides not in SIDES:
+        raise ValueError(f"sides must be one of {SIDES}, got {sides!r}")
 
     def predict(image: np.ndarray) -> np.ndarray:
         images = torch.from_numpy(np.ascontiguousarray(image)).float().div(255.0)[None]
-        return parser.parse(images).label_map()[0].cpu().numpy().astype(np.int64)
+        result = parser.parse(images)
+        if sides == "subject" and getattr(parser, "sides", "model") != "subject":
+            result = settle_sides(result)
+        return result.label_map()[0].cpu().numpy().astype(np.int64)
 
     return predict

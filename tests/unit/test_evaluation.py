@@ -19,13 +19,14 @@ from remaskable_core.evaluation import (BRUSHBENCH, REMASKABLE, Annotations, Bac
                                         background_score, evaluate_edits, evaluate_parsing, folder_predictions,
                                         image_files, parser_predictions, predictor_from_parser, read_label_map,
                                         summarize_background)
-from remaskable_core.parsing import BISENET_ORDER, CLASS_INDEX, CLASSES, FaceParseResult
+from remaskable_core.parsing import BISENET_ORDER, CLASS_INDEX, CLASSES, FaceParseResult, load_face_parser
 from remaskable_core.perceptual import load_lpips
 from tests.fixtures.fake_identity import FACE_BOX
 from tests.fixtures.models import write_models
 
 FAKES = ["alexnet-owt-7be5be79.pth", "squeezenet1_1-b8a52dc0.pth", "models/buffalo_l",
-         "face_recognition_sface_2021dec.onnx", "face_detection_yunet_2023mar.onnx"]
+         "face_recognition_sface_2021dec.onnx", "face_detection_yunet_2023mar.onnx",
+         "segformer_face_parsing.safetensors"]
 NOISE = 8  # uniform integer noise in -8..8: mean square 8*9/3 = 24 (in 1/255 steps)
 NOISE_PSNR = 10 * math.log10(255.0 ** 2 / (NOISE * (NOISE + 1) / 3))
 
@@ -301,6 +302,31 @@ def test_a_face_parser_plugs_in_as_the_predictor(tmp_path):
     images = image_files(tmp_path / "images", "--images")
     result = evaluate_parsing(["a"], Annotations(tmp_path / "anno"), parser_predictions(predictor, images), "parser")
     check_expected(result.scores)
+
+
+def test_the_command_runs_a_face_parser_file_on_the_originals(tmp_path, models_dir, capsys):
+    """--parser: predictions made by a (random-weight) SegFormer from models/face_parsing, exactly as
+    predictor_from_parser makes them, scaled to the annotations' size."""
+    for name in ("a", "b"):
+        write_png(tmp_path / "images" / f"{name}.png", photo(64, 80)[..., ::-1])
+        write_png(tmp_path / "annotations" / f"{name}.png", annotated_labels().astype(np.uint8))
+    out = tmp_path / "eval.json"
+    code = cli_main(["eval", str(tmp_path), "--parser", "segformer_face_parsing.safetensors", "--models",
+                     str(models_dir), "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    parsing = json.loads(out.read_text())["parsing"]
+    assert parsing["images"] == 2 and parsing["resized_predictions"] == 2
+    assert parsing["predictions"].startswith("segformer (segformer_face_parsing.safetensors)")
+
+    parser = load_face_parser(models_dir / "face_parsing" / "segformer_face_parsing.safetensors")
+    predict = predictor_from_parser(parser)
+    prediction = cv2.resize(predict(photo(64, 80)).astype(np.int32), (SIZE, SIZE), interpolation=cv2.INTER_NEAREST)
+    expected = np.bincount(prediction.reshape(-1), minlength=len(CLASSES)) * 2
+    assert [parsing["classes"][c]["predicted_pixels"] for c in CLASSES] == expected.tolist()
+
+    assert cli_main(["eval", str(tmp_path), "--parser", "segformer_face_parsing.safetensors", "--predictions",
+                     str(tmp_path / "images")]) == 2
+    assert "exclude each other" in capsys.readouterr().err
 
 
 # --- folders, edits, report, command -----------------------------------------------------------------------------
