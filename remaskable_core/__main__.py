@@ -10,6 +10,7 @@ import sys
 COMMANDS = {
     "run": (".run", "run a workflow on an image in headless ComfyUI and save the result"),
     "models": (".models.cli", "list, check or download the model files the pack knows"),
+    "workflows": (".shipped_workflows.cli", "list the shipped example workflows, or rebuild their files"),
     "provenance": (".provenance.cli", "show the edit manifest, watermark and C2PA status of saved images"),
     "eval": (".evaluation.cli", "score edits (PSNR/SSIM/MSE/LPIPS outside the mask, identity, re-ID) and parsing"),
 }

@@ -53,7 +53,7 @@ from typing import Any
 
 from .errors import ReMaskableError
 
-__all__ = ["WorkflowError", "ui_to_api", "is_api_format", "FRONTEND_ONLY_TYPES"]
+__all__ = ["WorkflowError", "ui_to_api", "api_to_ui", "is_api_format", "FRONTEND_ONLY_TYPES"]
 
 
 class WorkflowError(ReMaskableError, ValueError):
@@ -894,3 +894,123 @@ def ui_to_api(workflow: dict, object_info: dict, *, rng: random.Random | None = 
             if isinstance(value, list) and len(value) == 2 and value[0] not in output:
                 del entry["inputs"][name]
     return output
+
+
+# --------------------------------------------------------------------------------------------------------------
+# API -> UI: the shipped example workflows are written as prompts and laid out for the canvas
+
+
+@dataclass
+class Note:
+    """A Markdown note placed on the canvas of a generated workflow."""
+
+    text: str
+    pos: tuple[float, float]
+    size: tuple[float, float] = (420.0, 260.0)
+    title: str = "Read me"
+
+
+def _column_positions(prompt: dict[str, dict]) -> dict[str, tuple[float, float]]:
+    """Place nodes in columns by their depth in the graph (inputs to the left), stacked within a column."""
+    depth: dict[str, int] = {}
+
+    def node_depth(key: str, trail: tuple = ()) -> int:
+        if key not in depth:
+            if key in trail:
+                raise WorkflowError(f"the prompt has a cycle through node {key}")
+            sources = [v[0] for v in prompt[key]["inputs"].values() if _is_link(v) and v[0] in prompt]
+            depth[key] = 1 + max((node_depth(s, trail + (key,)) for s in sources), default=-1)
+        return depth[key]
+
+    columns: dict[int, list[str]] = {}
+    for key in prompt:
+        columns.setdefault(node_depth(key), []).append(key)
+    positions = {}
+    for column, keys in columns.items():
+        y = 60.0
+        for key in keys:
+            positions[key] = (60.0 + column * 380.0, y)
+            y += 60.0 + 28.0 * (2 + len(prompt[key]["inputs"]))
+    return positions
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def api_to_ui(prompt: dict[str, dict], object_info: dict, *, positions: dict[str, tuple[float, float]] | None = None,
+              notes: tuple[Note, ...] = (), extra: dict | None = None) -> dict:
+    """A UI (save-format, version 0.4) workflow that the frontend loads and ``ui_to_api`` turns back into ``prompt``.
+
+    Node ids must be integers as strings. Seeds get ``control_after_generate = "fixed"`` so the workflow runs as
+    saved. ``positions`` maps node ids to canvas positions (default: columns by graph depth).
+    """
+    if not is_api_format(prompt):
+        raise WorkflowError("api_to_ui needs an API-format prompt")
+    positions = {**_column_positions(prompt), **(positions or {})}
+    nodes: list[dict] = []
+    links: list[list] = []
+    out_links: dict[tuple[str, int], list[int]] = {}
+    layouts = {}
+    for key, entry in prompt.items():
+        if not key.isdigit():
+            raise WorkflowError(f"node id {key!r} must be an integer for the UI format")
+        node_def = object_info.get(entry["class_type"])
+        if node_def is None:
+            raise WorkflowError(f"node {key}: unknown node type {entry['class_type']!r}")
+        layouts[key] = _layout(entry["class_type"], node_def)
+    for key, entry in prompt.items():
+        layout, given = layouts[key], entry["inputs"]
+        unknown = set(given) - {spec.name for spec in layout.v2_inputs}
+        if unknown:
+            raise WorkflowError(f"node {key} ({entry['class_type']}): unknown inputs {sorted(unknown)}")
+        inputs = []
+        for name, kind, has_widget in layout.sockets:
+            value = given.get(name)
+            if not _is_link(value) and (has_widget or value is None):
+                if has_widget:
+                    continue
+                inputs.append({"name": name, "type": kind, "link": None})
+                continue
+            link_id = len(links) + 1
+            source, slot = value
+            links.append([link_id, int(source), slot, int(key), len(inputs), layouts[source].outputs[slot]])
+            out_links.setdefault((source, slot), []).append(link_id)
+            socket = {"name": name, "type": kind, "link": link_id}
+            if has_widget:
+                socket["widget"] = {"name": name}
+            inputs.append(socket)
+        values = []
+        for widget in layout.widgets:
+            if not widget.in_values:
+                continue
+            if widget.kind == "control":
+                values.append("fixed")
+            elif widget.kind == "value" and widget.name in given and not _is_link(given[widget.name]):
+                values.append(given[widget.name])
+            else:
+                values.append(None if widget.default is _UNDEFINED else widget.default)
+        node_def = object_info[entry["class_type"]]
+        names = node_def.get("output_name") or layout.outputs
+        rows = max(len(inputs), len(layout.outputs)) * 22 + sum(w.in_values for w in layout.widgets) * 26
+        nodes.append({
+            "id": int(key), "type": entry["class_type"], "pos": list(positions[key]), "size": [340, 40 + rows],
+            "flags": {},
+            "order": 0, "mode": 0, "inputs": inputs,
+            "outputs": [{"name": names[i], "type": t, "links": None, "slot_index": i}
+                        for i, t in enumerate(layout.outputs)],
+            "title": entry.get("_meta", {}).get("title") or node_def.get("display_name") or entry["class_type"],
+            "properties": {"Node name for S&R": entry["class_type"]}, "widgets_values": values,
+        })
+    for node in nodes:
+        for output in node["outputs"]:
+            output["links"] = out_links.get((str(node["id"]), output["slot_index"]))
+    next_id = max((n["id"] for n in nodes), default=0)
+    for i, note in enumerate(notes, 1):
+        nodes.append({"id": next_id + i, "type": "MarkdownNote", "pos": list(note.pos), "size": list(note.size),
+                      "flags": {}, "order": 0, "mode": 0, "inputs": [], "outputs": [], "title": note.title,
+                      "properties": {}, "widgets_values": [note.text]})
+    for order, node in enumerate(sorted(nodes, key=lambda n: n["pos"][0])):
+        node["order"] = order
+    return {"last_node_id": max((n["id"] for n in nodes), default=0), "last_link_id": len(links), "nodes": nodes,
+            "links": links, "groups": [], "config": {}, "extra": extra or {}, "version": 0.4}

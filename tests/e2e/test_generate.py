@@ -207,7 +207,7 @@ def test_interrupt_during_sampling_stops_cleanly_and_the_server_goes_on(comfy, t
             if len(progress) == 2:
                 comfy.client.interrupt()
 
-    interrupted = comfy.client.wait(comfy.client.queue(long), timeout=600, on_event=on_event)
+    interrupted = comfy.client.run(long, timeout=600, on_event=on_event)
     assert interrupted.status == "interrupted", interrupted.error
     assert progress and progress[-1] < 5000
     assert "save_blend" not in interrupted.outputs

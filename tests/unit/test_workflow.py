@@ -306,3 +306,15 @@ def test_bad_widgets_values(object_info):
     next(n for n in workflow["nodes"] if n["id"] == 5)["widgets_values"] = "512x512"
     with pytest.raises(WorkflowError, match=r"node 5 \('EmptyLatentImage'\): widgets_values"):
         ui_to_api(workflow, object_info)
+
+
+@pytest.mark.parametrize("name", ["default_txt2img", "load_image", "primitive_seed", "reroute_chain", "bypass_mute"])
+def test_api_to_ui_round_trips_through_ui_to_api(name, object_info):
+    from remaskable_core.workflow import Note, api_to_ui
+
+    api = load(f"{name}.api.json")
+    ui = api_to_ui(api, object_info, notes=(Note("# hello", (0, 0)),))
+    assert ui_to_api(ui, object_info) == api
+    assert any(n["type"] == "MarkdownNote" for n in ui["nodes"])
+    seeds = [n for n in ui["nodes"] if n["type"] == "KSampler"]
+    assert all("fixed" in n["widgets_values"] for n in seeds)
