@@ -75,8 +75,8 @@ class LoadIdentityModel(io.ComfyNode):
                     "face_detection_yunet_2023mar.onnx in models/face_detection (MIT).")),
                 io.Combo.Input("lpips", options=[*LPIPS_BACKBONES, LPIPS_OFF], default="alex", tooltip=(
                     "Perceptual distance outside the mask (how much a candidate changed where it should not). alex: "
-                    f"needs {LPIPS_BACKBONES['alex']} in models/lpips; vgg: {LPIPS_BACKBONES['vgg']}; off: identity "
-                    "only.")),
+                    f"needs {LPIPS_BACKBONES['alex']} in models/lpips; vgg: {LPIPS_BACKBONES['vgg']}; squeeze "
+                    f"(BrushBench's): {LPIPS_BACKBONES['squeeze']}; off: identity only.")),
                 download_input(),
             ],
             outputs=[types.IdentityModel.Output(display_name="identity_model",

@@ -13,6 +13,7 @@ COMMANDS = {
     "train-head": (".train_head", "train DINOv2 Refine's linear head on CelebAMask-HQ-style image/mask pairs"),
     "workflows": (".shipped_workflows.cli", "list the shipped example workflows, or rebuild their files"),
     "provenance": (".provenance.cli", "show the edit manifest, watermark and C2PA status of saved images"),
+    "eval": (".evaluation.cli", "score edits (PSNR/SSIM/MSE/LPIPS outside the mask, identity, re-ID) and parsing"),
 }
 
 

@@ -25,13 +25,16 @@ import torch.nn.functional as F
 from .errors import ModelFileError
 from .models import load_state_dict
 
-LPIPS_BACKBONES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+LPIPS_BACKBONES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth",
+                   "squeeze": "squeezenet1_1-b8a52dc0.pth"}
+_BACKBONE_NAMES = {"alex": "AlexNet", "vgg": "VGG16", "squeeze": "SqueezeNet 1.1"}
 MAX_SIDE = 512
 
 
 def load_lpips(backbone_path: str | os.PathLike, net: str = "alex") -> torch.nn.Module:
     """``lpips.LPIPS(net=..., spatial=True)`` with its bundled linear heads and the torchvision ImageNet backbone
-    weights of ``backbone_path`` (AlexNet ``alexnet-owt-7be5be79.pth`` or VGG16 ``vgg16-397923af.pth``)."""
+    weights of ``backbone_path`` (AlexNet ``alexnet-owt-7be5be79.pth``, VGG16 ``vgg16-397923af.pth`` or SqueezeNet 1.1
+    ``squeezenet1_1-b8a52dc0.pth``, the net BrushBench's torchmetrics LPIPS uses)."""
     import lpips
 
     if net not in LPIPS_BACKBONES:
@@ -52,7 +55,7 @@ def load_lpips(backbone_path: str | os.PathLike, net: str = "alex") -> torch.nn.
         source = "features." + key.split(".", 1)[1]
         if source not in backbone or backbone[source].shape != tensor.shape:
             found = tuple(backbone[source].shape) if source in backbone else "missing"
-            raise ModelFileError(f"{path.name} is not torchvision's {'AlexNet' if net == 'alex' else 'VGG16'} ImageNet "
+            raise ModelFileError(f"{path.name} is not torchvision's {_BACKBONE_NAMES[net]} ImageNet "
                                  f"checkpoint: '{source}' should be {tuple(tensor.shape)} ({found}). LPIPS '{net}' "
                                  f"needs {LPIPS_BACKBONES[net]}.")
         mapped[key] = backbone[source].to(tensor.dtype)

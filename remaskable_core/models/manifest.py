@@ -233,6 +233,13 @@ MODELS: tuple[ModelEntry, ...] = (
         license="BSD-3-Clause", commercial_use=True,
         files=(RemoteFile("", "https://download.pytorch.org/models/vgg16-397923af.pth", "397923af"),),
     ),
+    ModelEntry(
+        name="squeezenet1_1-b8a52dc0.pth", folder="lpips", kind="lpips", variant="squeeze",
+        description="torchvision SqueezeNet 1.1 ImageNet weights, the backbone of LPIPS(net='squeeze') (BrushBench's)",
+        source="https://pytorch.org/vision/stable/models/generated/torchvision.models.squeezenet1_1.html",
+        license="BSD-3-Clause", commercial_use=True,
+        files=(RemoteFile("", "https://download.pytorch.org/models/squeezenet1_1-b8a52dc0.pth", "b8a52dc0"),),
+    ),
     # --- diffusion models the shipped workflows name (ComfyUI's own folders) --------------------------------
     ModelEntry(
         name="sd-v1-5-inpainting.ckpt", folder="checkpoints", kind="checkpoint", variant="sd15_inpaint", default=True,

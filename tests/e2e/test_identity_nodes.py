@@ -86,7 +86,7 @@ def test_object_info_offers_recognisers_detectors_and_lpips(comfy):
     detectors = inputs["detector"][1]["options"]
     assert {"auto", "SCRFD: models/buffalo_l", "YuNet: face_detection_yunet_2023mar.onnx",
             BUNDLED_YUNET} <= set(detectors)
-    assert inputs["lpips"][1]["options"] == ["alex", "vgg", "off"]
+    assert inputs["lpips"][1]["options"] == ["alex", "vgg", "squeeze", "off"]
 
 
 def test_guard_scores_the_original_a_modified_copy_and_another_person(comfy, faces):
