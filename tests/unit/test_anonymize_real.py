@@ -7,26 +7,11 @@ from __future__ import annotations
 import re
 
 import numpy as np
-import pytest
-import torch
 
 from remaskable_core.guard import ANONYMIZE, PRESERVE, guard_candidates
 from remaskable_core.identity import SFACE_PUBLISHED_THRESHOLD, SFACE_THRESHOLD
-from tests.fixtures.real_faces import colour_jitter, portraits_or_skip, real_identity_model_or_skip, shift
-
-
-@pytest.fixture(scope="module")
-def model():
-    return real_identity_model_or_skip()
-
-
-@pytest.fixture(scope="module")
-def portraits():
-    return portraits_or_skip()
-
-
-def as_tensor(*images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images).astype(np.float32) / 255.0)
+from tests.fixtures.real_faces import colour_jitter, shift
+from tests.unit.test_identity_real import as_tensor, model, portraits  # noqa: F401 (fixtures)
 
 
 def lightly_changed(portrait: np.ndarray) -> np.ndarray:
