@@ -13,6 +13,7 @@ from . import parse
 from . import provenance
 from . import refine
 from . import sam
+from . import transfer
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
@@ -25,6 +26,7 @@ NODES: list[type[io.ComfyNode]] = [
     *conditioning.NODES,
     *faces.NODES,
     *provenance.NODES,
+    *transfer.NODES,
 ]
 
 

