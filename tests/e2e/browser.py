@@ -43,6 +43,7 @@ FIT_VIEW = """() => {
     const x0 = Math.min(...nodes.map((n) => n.pos[0])), y0 = Math.min(...nodes.map((n) => n.pos[1])) - 30;
     const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])), y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1]));
     app.canvas.ds.fitToBounds([x0, y0, x1 - x0, y1 - y0], {zoom: 0.9});
+    app.canvas.show_info = false;  // no render statistics in the picture
     app.canvas.setDirty(true, true);
     return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
 }"""

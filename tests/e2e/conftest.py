@@ -98,7 +98,8 @@ def pack_node_ids() -> set[str]:
 CHROMIUM = shutil.which("chromium")  # Debian's chromium, never a downloaded browser
 BROWSER_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.Persist": False,
                     "Comfy.Canvas.NavigationMode": "custom", "LiteGraph.Canvas.MinFontSizeForLOD": 0,
-                    "Comfy.Minimap.Visible": False, "Comfy.Canvas.SelectionToolbox": False}
+                    "Comfy.Minimap.Visible": False, "Comfy.Canvas.SelectionToolbox": False,
+                    "Comfy.Workflow.WorkflowTabsPosition": "Sidebar"}  # no tab bar over the canvas
 
 
 @pytest.fixture(scope="module")
