@@ -14,6 +14,7 @@ from . import provenance
 from . import refine
 from . import sam
 from . import transfer
+from .editor_route import register_routes
 from .runtime import register_model_folders
 
 NODES: list[type[io.ComfyNode]] = [
@@ -34,4 +35,5 @@ class ReMaskableExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         register_model_folders()  # before any schema lists model files
+        register_routes()
         return NODES

@@ -35,6 +35,29 @@ def settle_sides(result: FaceParseResult) -> FaceParseResult:
     return FaceParseResult(probs, result.boxes, result.backend, result.covered, list(result.messages))
 
 
+def parse_images(parser: FaceParser, images: torch.Tensor, sides: str = "subject",
+                 progress: Progress = None) -> FaceParseResult:
+    """The parse of RGB ``images`` [B,H,W,3] with l_/r_ settled as ``sides`` asks ("subject" or "model")."""
+    if sides not in SIDES:
+        raise ValueError(f"sides must be one of {SIDES}, got {sides!r}")
+    result = parser.parse(images, progress)
+    if sides == "subject" and parser.sides != "subject":
+        result = settle_sides(result)
+    return result
+
+
+def selection_notes(parser: FaceParser, result: FaceParseResult, chosen: tuple[str, ...]) -> list[str]:
+    """What the user should know about a class selection: classes the backend cannot see, an empty selection."""
+    notes = list(getattr(parser, "notes", ()))
+    uncovered = [DISPLAY_NAMES[name] for name in chosen if name not in result.covered]
+    if uncovered:
+        notes.append(f"The {result.backend} backend does not detect {', '.join(uncovered)}: "
+                     f"{'that part of the mask stays' if len(uncovered) == 1 else 'those parts of the mask stay'} empty.")
+    if not chosen:
+        notes.append("No classes are chosen: the mask is empty. Pick a preset or list classes.")
+    return notes
+
+
 def face_parse(parser: FaceParser, images: torch.Tensor, preset: str = "face", classes: str = "", hard: bool = False,
                sides: str = "subject", progress: Progress = None) -> FaceParseOutput:
     """Parse ``images`` ([B,H,W,C] IMAGE, any size, RGB/RGBA/grey) and select classes by preset and list.
@@ -44,19 +67,9 @@ def face_parse(parser: FaceParser, images: torch.Tensor, preset: str = "face", c
     """
     images = as_rgb(images)
     chosen = select_classes(preset, classes)
-    if sides not in SIDES:
-        raise ValueError(f"sides must be one of {SIDES}, got {sides!r}")
-    result = parser.parse(images, progress)
-    if sides == "subject" and parser.sides != "subject":
-        result = settle_sides(result)
+    result = parse_images(parser, images, sides, progress)
     mask = result.hard_mask(chosen) if hard else result.soft_mask(chosen)
-    notes = list(getattr(parser, "notes", ()))
-    uncovered = [DISPLAY_NAMES[name] for name in chosen if name not in result.covered]
-    if uncovered:
-        notes.append(f"The {result.backend} backend does not detect {', '.join(uncovered)}: "
-                     f"{'that part of the mask stays' if len(uncovered) == 1 else 'those parts of the mask stay'} empty.")
-    if not chosen:
-        notes.append("No classes are chosen: the mask is empty. Pick a preset or list classes.")
+    notes = selection_notes(parser, result, chosen)
     side_note = SIDES_NOTES["subject" if parser.sides == "subject" else sides]
     preview = render_preview(images, result, chosen, mask, side_note, notes)
     result.messages = notes + result.messages

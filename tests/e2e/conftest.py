@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,3 +93,32 @@ def pack_node_ids() -> set[str]:
     for path in nodes_dir.glob("*.py"):
         ids.update(re.findall(r'node_id="(ReMaskable\.[A-Za-z0-9]+)"', path.read_text()))
     return ids
+
+
+CHROMIUM = shutil.which("chromium")  # Debian's chromium, never a downloaded browser
+BROWSER_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.Persist": False,
+                    "Comfy.Canvas.NavigationMode": "custom", "LiteGraph.Canvas.MinFontSizeForLOD": 0,
+                    "Comfy.Minimap.Visible": False, "Comfy.Canvas.SelectionToolbox": False,
+                    "Comfy.Workflow.WorkflowTabsPosition": "Sidebar"}  # no tab bar over the canvas
+
+
+@pytest.fixture(scope="module")
+def page(comfy):
+    """ComfyUI's real frontend in headless Chromium, ready (``window.app`` set up), that may only reach the server.
+    ``page.console_errors`` collects the console's errors."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium): browser tests need it")
+    comfy.client.post_json("/api/settings", BROWSER_SETTINGS)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+            (comfy.server.url, "data:", "blob:")) else route.abort())
+        page = context.new_page()
+        page.console_errors = []
+        page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
+        page.goto(comfy.server.url)
+        page.wait_for_function("() => window.app?.graph && window.app.extensionManager", timeout=60_000)
+        yield page
+        browser.close()

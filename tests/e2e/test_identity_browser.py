@@ -3,37 +3,11 @@ into the prompt."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests.e2e.test_identity_nodes import faces, guard_prompt  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = shutil.which("chromium")
-SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.Persist": False, "Comfy.Canvas.NavigationMode": "custom",
-            "LiteGraph.Canvas.MinFontSizeForLOD": 0, "Comfy.Minimap.Visible": False}
-
-
-@pytest.fixture(scope="module")
-def page(comfy):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed")
-    comfy.client.post_json("/api/settings", SETTINGS)
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
-            (comfy.server.url, "data:", "blob:")) else route.abort())
-        page = context.new_page()
-        page.console_errors = []
-        page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
-        page.goto(comfy.server.url)
-        page.wait_for_function("() => window.app?.graph && window.app.extensionManager", timeout=60_000)
-        yield page
-        browser.close()
 
 
 def test_the_report_appears_on_the_node_after_a_run_from_the_ui(page, faces):  # noqa: F811
