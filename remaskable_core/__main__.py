@@ -14,6 +14,7 @@ COMMANDS = {
     "workflows": (".shipped_workflows.cli", "list the shipped example workflows, or rebuild their files"),
     "provenance": (".provenance.cli", "show the edit manifest, watermark and C2PA status of saved images"),
     "eval": (".evaluation.cli", "score edits (PSNR/SSIM/MSE/LPIPS outside the mask, identity, re-ID) and parsing"),
+    "bench": (".benchmark.cli", "per-stage latency and memory of an edit, sampler vs stock KSampler, memory over edits"),
 }
 
 

@@ -1,23 +1,19 @@
-"""Measurements for SAMPrompt and DINOv2Refine (numbers printed, nothing asserted):
+"""DINOv2Refine's quality (numbers printed, nothing asserted; speed is measured by `python -m remaskable_core bench`):
 
-    python -m tests.bench.samrefine [refine] [sam]
+    python -m tests.bench.samrefine
 
-refine: IoU with the true mask before/after refining masks eroded/dilated by 4, 8 and 12 px, on MobileNetV2 ImageNet
+IoU with the true mask before/after refining masks eroded/dilated by 4, 8 and 12 px, on MobileNetV2 ImageNet
 features (tests/fixtures/refine_cases.py), the pixels a second refinement changes, and those a clean mask loses.
-sam: time of SAMPrompt's first call on an image (encoder + decoder) against a re-prompt of the same image (cached
-embedding), with the real SAM ViT-B architecture (random weights: speed does not depend on them).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 try:
     import torchvision  # noqa: F401  (before transformers/timm in the CPU environment, see tests/conftest.py)
 except ImportError:
     pass
-import torch
 
 from remaskable_core.mask_ops import grow
 from remaskable_core.refine import RefineSettings, refine_masks
@@ -46,33 +42,5 @@ def bench_refine() -> None:
         print(f"{name:15} clean mask: {int((clean[0] != truth).sum())} of {truth.numel()} px changed")
 
 
-def bench_sam() -> None:
-    from remaskable_core.sam import build_sam
-    from remaskable_core.sam_prompts import EmbeddingCache, Prompt, segment
-
-    torch.set_grad_enabled(False)
-    model = build_sam({"variant": "vit_b", "embed_dim": 768, "depth": 12, "num_heads": 12,
-                       "global_attn_indexes": [2, 5, 8, 11], "image_size": 1024, "prompt_embed_dim": 256,
-                       "decoder_mlp_dim": 2048}).eval()
-    image = torch.rand(1, 512, 512, 3)
-    cache = EmbeddingCache()
-    prompts = [[Prompt([(100.0 + 10 * i, 200.0)], [1])] for i in range(4)]
-    start = time.perf_counter()
-    segment(model, image, prompts[0], cache=cache)
-    first = time.perf_counter() - start
-    again = []
-    for prompt in prompts[1:]:
-        start = time.perf_counter()
-        segment(model, image, prompt, cache=cache)
-        again.append(time.perf_counter() - start)
-    cached = sorted(again)[len(again) // 2]
-    print(f"SAM ViT-B on a 512x512 image, {torch.get_num_threads()} threads: first prompt {first:.2f} s (encoder + "
-          f"decoder), re-prompt {cached:.3f} s (median of {len(again)}, cached embedding): {first / cached:.0f}x faster")
-
-
 if __name__ == "__main__":
-    wanted = set(sys.argv[1:]) or {"refine", "sam"}
-    if "refine" in wanted:
-        bench_refine()
-    if "sam" in wanted:
-        bench_sam()
+    bench_refine()

@@ -1,7 +1,7 @@
 """DINOv2Refine's algorithm on real features (MobileNetV2 ImageNet weights) and its guarantees: only the band changes,
 a clean mask stays as it is, refining twice equals refining once, and a trained head can replace the prototypes.
 
-Measured with ``python -m tests.bench.samrefine refine`` (IoU before -> after, default settings):
+Measured with ``python -m tests.bench.samrefine`` (IoU before -> after, default settings):
 synthetic0 -8 px 0.668 -> 0.927, +8 px 0.711 -> 0.925; synthetic1 -8 0.683 -> 0.951, +8 0.719 -> 0.954;
 astronaut suit -8 0.811 -> 0.853, +8 0.835 -> 0.856; coins -4 0.642 -> 0.938, +4 0.709 -> 0.926. The asserted
 margins below are about half of those gains.
