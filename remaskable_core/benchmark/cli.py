@@ -80,11 +80,15 @@ def run_comfy_part(args: argparse.Namespace, settings: dict, parts: list[str]) -
 def measure_stages(settings: dict, wanted: list[str]) -> list:
     import torch
 
+    with torch.no_grad():  # scoped: the command also runs in-process (tests), where grad must stay on afterwards
+        return _measure_stages(settings, wanted)
+
+
+def _measure_stages(settings: dict, wanted: list[str]) -> list:
     from .measure import measure
     from .report import Row
     from .stages import Pipeline, stage_calls, test_image
 
-    torch.set_grad_enabled(False)
     pipeline = Pipeline(settings["device"], settings["quick"])
     calls = stage_calls(pipeline, test_image(settings["size"]), wanted)  # builds the models and the inputs
     model_of = {"sam-encoder": "sam", "sam-decoder": "sam", "dinov2refine": "dinov2", "identityguard": "identity"}

@@ -14,6 +14,7 @@ from PIL import Image
 
 from remaskable_core.shipped_workflows import all_workflows
 from remaskable_core.workflow import ui_to_api
+from tests.e2e.fake_model_settings import fake_model_settings
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -62,20 +63,6 @@ def _face_photo(path: Path) -> np.ndarray:
     return pixels
 
 
-def _reference_transfer_settings(prompt: dict) -> list[str]:
-    """A 128 px astronaut's face is ~26 px and the fake SegFormer's random parse may hold no hair: the transfer runs
-    with a smaller minimum face and the real landmark parser on the lips."""
-    settings = []
-    for node, entry in prompt.items():
-        if entry["class_type"] == "ReMaskable.ReferenceTransfer":
-            settings.append(f"{node}.attribute=lips")
-            parser = entry["inputs"]["identity_parse"][0]
-            settings.append(f"{prompt[parser]['inputs']['face_parser'][0]}.model_name="
-                            "landmarks (mediapipe, no download)")
-            settings.append(f"{entry['inputs']['face_detector'][0]}.min_face_size=16")
-    return settings
-
-
 def _second_photo(prompt: dict, tmp_path: Path) -> list[str]:
     """The same photo for a workflow's second image loader (the reference of the reference transfer)."""
     loaders = [node for node, entry in prompt.items() if entry["class_type"] == "LoadImage"]
@@ -86,11 +73,7 @@ def _second_photo(prompt: dict, tmp_path: Path) -> list[str]:
 def test_workflow_runs_through_the_run_command(comfy, tmp_path, name):
     pixels = _face_photo(tmp_path / "face.png")
     workflow = WORKFLOWS[name]
-    quick = [f"{node}.steps=2" for node, entry in workflow.prompt.items()
-             if entry["class_type"] == "ReMaskable.MaskedInpaintSampler"]
-    quick += [f"{node}.size=128" for node, entry in workflow.prompt.items()
-              if entry["class_type"] == "ReMaskable.FaceCrop"]
-    quick += _reference_transfer_settings(workflow.prompt)
+    quick = [f"{node}.{name}={value}" for (node, name), value in fake_model_settings(workflow.prompt).items()]
     out = tmp_path / "out.png"
     done = subprocess.run(
         [sys.executable, "-m", "remaskable_core", "run", str(WORKFLOWS_DIR / f"{name}.json"), "--server",

@@ -3,8 +3,8 @@ it loads with no missing node type and no validation warning, is queued from the
 to the end, and a screenshot of its canvas is saved to test-artifacts/workflows/<name>.jpg (usable as the
 workflow's thumbnail).
 
-To keep the CPU run short, ``steps`` widgets above STEPS are lowered to STEPS on the page before queueing; nothing
-else of the workflow is changed. The image every Load Image node names is written into ComfyUI's input folder
+To run quickly on the fake models, the page's widgets get tests/e2e/fake_model_settings.py's values before queueing
+(2 steps, smaller crops, the landmark parser for the reference transfer); nothing else of the workflow is changed. The image every Load Image node names is written into ComfyUI's input folder
 under that name (the astronaut, public domain)."""
 
 from __future__ import annotations
@@ -16,26 +16,25 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from remaskable_core.shipped_workflows import all_workflows
 from tests.e2e.browser import load_workflow, queue_and_wait, screenshot_canvas
+from tests.e2e.fake_model_settings import fake_model_settings
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((REPO / "workflows").glob("*.json"))
-STEPS = 2
+SHIPPED = {w.name: w for w in all_workflows()}
 SIZE = 256
 WARNINGS = re.compile(r"invalid workflow|validation|missing", re.IGNORECASE)
 
-LOWER_STEPS = """(steps) => {
-    const lowered = [];
-    for (const node of app.graph.nodes) {
-        const widget = node.widgets?.find((w) => w.name === "steps");
-        if (widget && typeof widget.value === "number" && widget.value > steps) {
-            lowered.push(`${node.id} ${node.type}: ${widget.value} -> ${steps}`);
-            widget.value = steps;
-        }
+APPLY_SETTINGS = """(settings) => {
+    const missing = [];
+    for (const [id, name, value] of settings) {
+        const widget = app.graph.getNodeById(Number(id))?.widgets?.find((w) => w.name === name);
+        if (widget) widget.value = value; else missing.push(`${id}.${name}`);
     }
-    return lowered;
+    return missing;
 }"""
 
 
@@ -69,7 +68,8 @@ def test_shipped_workflow_loads_queues_and_runs_from_the_page(page, comfy, artif
     assert report["missing"] == [], f"missing node types: {report['missing']}"
     assert report["broken"] == [], f"nodes with errors after loading: {report['broken']}"
     assert not [t for t in report["toasts"] if WARNINGS.search(t)], report["toasts"]
-    page.evaluate(LOWER_STEPS, STEPS)
+    settings = fake_model_settings(SHIPPED[path.stem].prompt)
+    assert page.evaluate(APPLY_SETTINGS, [[n, i, v] for (n, i), v in settings.items()]) == []
     outcome = queue_and_wait(page, timeout_s=900)
     screenshot_canvas(page, artifacts_dir / "workflows" / f"{path.stem}.jpg")
     assert outcome == {"status": "success"}, json.dumps(outcome)[:3000]
