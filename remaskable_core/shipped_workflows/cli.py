@@ -37,8 +37,7 @@ def write_workflow_files(object_info: dict, out: Path) -> list[Path]:
 
 
 THUMBNAIL_WIDTH = 640
-SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.Persist": False, "Comfy.Canvas.NavigationMode": "custom",
-            "LiteGraph.Canvas.MinFontSizeForLOD": 0, "Comfy.Minimap.Visible": False}
+THUMBNAIL_PAD = 12  # px of canvas kept around the graph
 
 
 def write_thumbnails(url: str, chromium: str, folder: Path) -> list[Path]:
@@ -50,32 +49,18 @@ def write_thumbnails(url: str, chromium: str, folder: Path) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     from ..client import ComfyClient
+    from ..frontend import FIT_VIEW, FRONTEND_SETTINGS, open_frontend
 
-    ComfyClient(url).post_json("/api/settings", SETTINGS)
+    ComfyClient(url).post_json("/api/settings", FRONTEND_SETTINGS)
     written = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
-            (url, "data:", "blob:")) else route.abort())
-        page.goto(url)
-        page.wait_for_function("() => window.app?.graph && window.app.extensionManager", timeout=60_000)
+        browser, page = open_frontend(playwright, url, chromium, viewport=(1600, 1000))
         for path in sorted(folder.glob("*.json")):
-            box = page.evaluate("""async (workflow) => {
-                await app.loadGraphData(workflow);
-                const b = app.graph.nodes.reduce((b, n) => [Math.min(b[0], n.pos[0]), Math.min(b[1], n.pos[1] - 30),
-                    Math.max(b[2], n.pos[0] + n.size[0]), Math.max(b[3], n.pos[1] + n.size[1])],
-                    [Infinity, Infinity, -Infinity, -Infinity]);
-                app.canvas.ds.fitToBounds([b[0], b[1], b[2] - b[0], b[3] - b[1]]);
-                app.canvas.setDirty(true, true);
-                await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-                return [...app.canvas.ds.convertOffsetToCanvas([b[0], b[1]]),
-                        ...app.canvas.ds.convertOffsetToCanvas([b[2], b[3]])];
-            }""", json.loads(path.read_text()))
+            page.evaluate("(workflow) => app.loadGraphData(workflow)", json.loads(path.read_text()))
+            x0, y0, x1, y1 = page.evaluate(FIT_VIEW)
             shot = Image.open(io.BytesIO(page.locator("#graph-canvas").screenshot())).convert("RGB")
-            pad = 12
-            shot = shot.crop((max(0, int(box[0]) - pad), max(0, int(box[1]) - pad),
-                              min(shot.width, int(box[2]) + pad), min(shot.height, int(box[3]) + pad)))
+            shot = shot.crop((max(0, int(x0) - THUMBNAIL_PAD), max(0, int(y0) - THUMBNAIL_PAD),
+                              min(shot.width, int(x1) + THUMBNAIL_PAD), min(shot.height, int(y1) + THUMBNAIL_PAD)))
             height = round(shot.height * THUMBNAIL_WIDTH / shot.width)
             target = path.with_suffix(".jpg")
             shot.resize((THUMBNAIL_WIDTH, height), Image.LANCZOS).save(target, quality=85)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from remaskable_core.frontend import FIT_VIEW
+
 LOAD_WORKFLOW = """async (workflow) => {
     if (!app.extensions.some((e) => e.name === "ReMaskable.test.missingTypes")) {
         app.registerExtension({name: "ReMaskable.test.missingTypes",
@@ -36,18 +38,6 @@ QUEUE_AND_WAIT = """async (timeoutMs) => {
     if (Object.keys(nodeErrors).length) return {status: "invalid", node_errors: nodeErrors};
     return await done;
 }"""
-
-FIT_VIEW = """() => {
-    document.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape"}));
-    const nodes = app.graph.nodes;
-    const x0 = Math.min(...nodes.map((n) => n.pos[0])), y0 = Math.min(...nodes.map((n) => n.pos[1])) - 30;
-    const x1 = Math.max(...nodes.map((n) => n.pos[0] + n.size[0])), y1 = Math.max(...nodes.map((n) => n.pos[1] + n.size[1]));
-    app.canvas.ds.fitToBounds([x0, y0, x1 - x0, y1 - y0], {zoom: 0.9});
-    app.canvas.show_info = false;  // no render statistics in the picture
-    app.canvas.setDirty(true, true);
-    return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-}"""
-
 
 def load_workflow(page, workflow: dict) -> dict:
     """Loads a UI (or API) workflow as a user would; returns {missing, broken, toasts, nodes}."""

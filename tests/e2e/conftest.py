@@ -96,10 +96,6 @@ def pack_node_ids() -> set[str]:
 
 
 CHROMIUM = shutil.which("chromium")  # Debian's chromium, never a downloaded browser
-BROWSER_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.Persist": False,
-                    "Comfy.Canvas.NavigationMode": "custom", "LiteGraph.Canvas.MinFontSizeForLOD": 0,
-                    "Comfy.Minimap.Visible": False, "Comfy.Canvas.SelectionToolbox": False,
-                    "Comfy.Workflow.WorkflowTabsPosition": "Sidebar"}  # no tab bar over the canvas
 
 
 @pytest.fixture(scope="module")
@@ -109,16 +105,17 @@ def page(comfy):
     sync_api = pytest.importorskip("playwright.sync_api")
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install chromium): browser tests need it")
-    comfy.client.post_json("/api/settings", BROWSER_SETTINGS)
+    from remaskable_core.frontend import FRONTEND_SETTINGS, open_frontend
+
+    comfy.client.post_json("/api/settings", FRONTEND_SETTINGS)
+    console_errors: list[str] = []
+
+    def keep_errors(message) -> None:
+        if message.type == "error":
+            console_errors.append(message.text)
+
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--disable-gpu"])
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
-            (comfy.server.url, "data:", "blob:")) else route.abort())
-        page = context.new_page()
-        page.console_errors = []
-        page.on("console", lambda m: page.console_errors.append(m.text) if m.type == "error" else None)
-        page.goto(comfy.server.url)
-        page.wait_for_function("() => window.app?.graph && window.app.extensionManager", timeout=60_000)
+        browser, page = open_frontend(playwright, comfy.server.url, CHROMIUM, on_console=keep_errors)
+        page.console_errors = console_errors
         yield page
         browser.close()
