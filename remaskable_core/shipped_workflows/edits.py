@@ -52,19 +52,28 @@ class Loaders:
     vae: list
     face_parser: list
     sam: list | None
-    dinov2: list
+    dinov2: list | None
     identity: list
 
 
-def add_loaders(g: Graph, use_sam: bool = True) -> Loaders:
+def add_loaders(g: Graph, use_sam: bool = True, use_dinov2: bool = True) -> Loaders:
     checkpoint = g.add("CheckpointLoaderSimple", ckpt_name=INPAINT_CHECKPOINT)
     parser = g.add("ReMaskable.LoadFaceParser", model_name=FACE_PARSER, download_if_missing=False)
     sam = g.add("ReMaskable.LoadSAM", model_name=SAM_CHECKPOINT, download_if_missing=False) if use_sam else None
-    dinov2 = g.add("ReMaskable.LoadDINOv2", model_name=DINOV2, download_if_missing=False)
+    dinov2 = g.add("ReMaskable.LoadDINOv2", model_name=DINOV2, download_if_missing=False) if use_dinov2 else None
     identity = g.add("ReMaskable.LoadIdentityModel", recognizer=f"SFace: {SFACE}", detector="auto", lpips="alex",
                      download_if_missing=False)
-    return Loaders(checkpoint[0], checkpoint[1], checkpoint[2], parser[0], sam[0] if sam else None, dinov2[0],
-                   identity[0])
+    return Loaders(checkpoint[0], checkpoint[1], checkpoint[2], parser[0], sam[0] if sam else None,
+                   dinov2[0] if dinov2 else None, identity[0])
+
+
+def add_photo(g: Graph, title: str = "Photo") -> list:
+    return g.add("LoadImage", title=title, image=EXAMPLE_IMAGE)[0]
+
+
+def add_face_detector(g: Graph) -> list:
+    return g.add("ReMaskable.LoadFaceDetector", detector="mediapipe full-range", min_score=0.5, min_face_size=32,
+                 precise_landmarks=True, download_if_missing=False)[0]
 
 
 @dataclass(frozen=True)
@@ -124,16 +133,18 @@ def add_guarded_output(g: Graph, loaders: Loaders, image: list, candidates: list
     return guard
 
 
-def text(g: Graph, clip: list, prompt: str, title: str) -> list:
-    return g.add("CLIPTextEncode", title=title, text=prompt, clip=clip)[0]
+def add_prompts(g: Graph, clip: list, positive: str, negative: str) -> tuple[list, list]:
+    """The *Prompt* and *Negative* text encodings."""
+    return (g.add("CLIPTextEncode", title="Prompt", text=positive, clip=clip)[0],
+            g.add("CLIPTextEncode", title="Negative", text=negative, clip=clip)[0])
 
 
 def attribute_edit(name: str, title: str, summary: str, spec: EditSpec, how_to: tuple[str, ...] = ()) -> ShippedWorkflow:
     g = Graph()
     loaders = add_loaders(g, spec.use_sam)
-    image = g.add("LoadImage", title="Photo", image=EXAMPLE_IMAGE)[0]
+    image = add_photo(g)
     masks = add_masks(g, loaders, image, spec)
-    positive, negative = text(g, loaders.clip, spec.prompt, "Prompt"), text(g, loaders.clip, spec.negative, "Negative")
+    positive, negative = add_prompts(g, loaders.clip, spec.prompt, spec.negative)
     sampler = add_sampler(g, loaders, image, masks.edit, positive, negative, spec.denoise)
     add_guarded_output(g, loaders, image, sampler[1], masks, prefix=f"ReMaskable/{name}")
     models = tuple(m for m in PIPELINE_MODELS if spec.use_sam or m[0] != "sams")
@@ -188,17 +199,16 @@ def group_photo_hair() -> ShippedWorkflow:
     """Face Crop → the hair edit on every face crop → Face Stitch back into the photo (bit-exact elsewhere)."""
     g = Graph()
     loaders = add_loaders(g)
-    photo = g.add("LoadImage", title="Photo", image=EXAMPLE_IMAGE)[0]
-    detector = g.add("ReMaskable.LoadFaceDetector", detector="mediapipe full-range", min_score=0.5, min_face_size=32,
-                     precise_landmarks=True, download_if_missing=False)
-    crop = g.add("ReMaskable.FaceCrop", image=photo, face_detector=detector[0], order="largest first", select="all",
+    photo = add_photo(g)
+    detector = add_face_detector(g)
+    crop = g.add("ReMaskable.FaceCrop", image=photo, face_detector=detector, order="largest first", select="all",
                  point_x=0.5, point_y=0.5,
                  context=2.0, resize="to size", size=512, align=True, paste_region="whole crop", feather=16,
                  if_no_face="pass through")
     spec = EditSpec("hair", "platinum blonde hair, natural hair texture, photo",
                     exclude_classes="eyes,brows,nose,lips")
     masks = add_masks(g, loaders, crop[0], spec)
-    positive, negative = text(g, loaders.clip, spec.prompt, "Prompt"), text(g, loaders.clip, spec.negative, "Negative")
+    positive, negative = add_prompts(g, loaders.clip, spec.prompt, spec.negative)
     sampler = add_sampler(g, loaders, crop[0], masks.edit, positive, negative, candidates=1)
     blend = add_blend(g, crop[0], sampler[1], masks.composite)
     stitch = g.add("ReMaskable.FaceStitch", image=photo, edited_crops=blend[0], face_crop=crop[2],
@@ -222,10 +232,10 @@ def structure_hint_hair() -> ShippedWorkflow:
     """The hair edit with the paper's structure hint: a canny ControlNet on the face's edges keeps pose and shape."""
     g = Graph()
     loaders = add_loaders(g)
-    image = g.add("LoadImage", title="Photo", image=EXAMPLE_IMAGE)[0]
+    image = add_photo(g)
     spec = EditSpec("hair", "curly black hair, photo, detailed", exclude_classes="eyes,brows,nose,lips")
     masks = add_masks(g, loaders, image, spec)
-    positive, negative = text(g, loaders.clip, spec.prompt, "Prompt"), text(g, loaders.clip, spec.negative, "Negative")
+    positive, negative = add_prompts(g, loaders.clip, spec.prompt, spec.negative)
     hint = g.add("ReMaskable.StructureHint", image=image, face_parse=masks.face_parse, mask=masks.edit,
                  edge_source="canny+parse", low_threshold=100, high_threshold=200, grow=8, outside_strength=0.3,
                  crop_to_vae_grid=True)

@@ -4,8 +4,8 @@ face-aware text conditioning on the edit chain of ``edits``."""
 from __future__ import annotations
 
 from . import Graph, ShippedWorkflow
-from .edits import (DEFAULT_HOW_TO, EXAMPLE_IMAGE, FACE_PARSER, INPAINT_CHECKPOINT, PIPELINE_MODELS, SFACE, EditMasks,
-                    EditSpec, Loaders, add_guarded_output, add_loaders, add_masks, add_sampler, text)
+from .edits import (DEFAULT_HOW_TO, PIPELINE_MODELS, EditMasks, EditSpec, add_face_detector, add_guarded_output,
+                    add_loaders, add_masks, add_photo, add_prompts, add_sampler)
 
 TRANSFER_DENOISE = 0.55  # enough to blend the pasted region in, little enough to keep its colour and shape
 TRANSFER_NEGATIVE = "blurry, lowres, seam, visible edge, deformed, cartoon, painting, watermark, text"
@@ -13,24 +13,19 @@ TRANSFER_NEGATIVE = "blurry, lowres, seam, visible edge, deformed, cartoon, pain
 
 def reference_transfer() -> ShippedWorkflow:
     g = Graph()
-    checkpoint = g.add("CheckpointLoaderSimple", ckpt_name=INPAINT_CHECKPOINT)
-    parser = g.add("ReMaskable.LoadFaceParser", model_name=FACE_PARSER, download_if_missing=False)
-    identity_model = g.add("ReMaskable.LoadIdentityModel", recognizer=f"SFace: {SFACE}", detector="auto",
-                           lpips="alex", download_if_missing=False)
-    detector = g.add("ReMaskable.LoadFaceDetector", detector="mediapipe full-range", min_score=0.5, min_face_size=32,
-                     precise_landmarks=True, download_if_missing=False)
-    loaders = Loaders(checkpoint[0], checkpoint[1], checkpoint[2], parser[0], None, None, identity_model[0])
-    photo = g.add("LoadImage", title="Photo", image=EXAMPLE_IMAGE)[0]
-    reference = g.add("LoadImage", title="Reference", image=EXAMPLE_IMAGE)[0]
+    loaders = add_loaders(g, use_sam=False, use_dinov2=False)
+    detector = add_face_detector(g)
+    photo = add_photo(g)
+    reference = add_photo(g, "Reference")
     parse_kw = dict(face_parser=loaders.face_parser, preset="hair", classes="", mask_mode="soft",
                     left_right="subject's left/right (by position)")
     photo_parse = g.add("ReMaskable.FaceParse", title="Parse photo", image=photo, **parse_kw)
     reference_parse = g.add("ReMaskable.FaceParse", title="Parse reference", image=reference, **parse_kw)
-    transfer = g.add("ReMaskable.ReferenceTransfer", identity=photo, reference=reference, face_detector=detector[0],
+    transfer = g.add("ReMaskable.ReferenceTransfer", identity=photo, reference=reference, face_detector=detector,
                      identity_parse=photo_parse[0], reference_parse=reference_parse[0], attribute="hair", classes="",
                      grow=8, feather=12.0, fill_gaps=True)
-    positive = text(g, loaders.clip, "natural hair, seamless hairline, photo, detailed", "Prompt")
-    negative = text(g, loaders.clip, TRANSFER_NEGATIVE, "Negative")
+    positive, negative = add_prompts(g, loaders.clip, "natural hair, seamless hairline, photo, detailed",
+                                     TRANSFER_NEGATIVE)
     sampler = add_sampler(g, loaders, transfer[0], transfer[1], positive, negative, denoise=TRANSFER_DENOISE)
     masks = EditMasks(photo_parse[0], transfer[2], transfer[1])
     add_guarded_output(g, loaders, photo, sampler[1], masks, prefix="ReMaskable/reference_transfer")
@@ -58,11 +53,11 @@ def reference_transfer() -> ShippedWorkflow:
 def anonymize_keep_eyes() -> ShippedWorkflow:
     g = Graph()
     loaders = add_loaders(g, use_sam=False)
-    image = g.add("LoadImage", title="Photo", image=EXAMPLE_IMAGE)[0]
+    image = add_photo(g)
     spec = EditSpec("face", "a photo of a person, natural face, realistic skin, detailed", use_sam=False,
                     exclude_classes="eyes", grow=4, feather=2.0)
     masks = add_masks(g, loaders, image, spec)
-    positive, negative = text(g, loaders.clip, spec.prompt, "Prompt"), text(g, loaders.clip, spec.negative, "Negative")
+    positive, negative = add_prompts(g, loaders.clip, spec.prompt, spec.negative)
     sampler = add_sampler(g, loaders, image, masks.edit, positive, negative)
     add_guarded_output(g, loaders, image, sampler[1], masks, mode="anonymize", prefix="ReMaskable/anonymized")
     models = tuple(m for m in PIPELINE_MODELS if m[0] != "sams")
@@ -83,11 +78,11 @@ def anonymize_keep_eyes() -> ShippedWorkflow:
 def face_aware_prompt() -> ShippedWorkflow:
     g = Graph()
     loaders = add_loaders(g)
-    image = g.add("LoadImage", title="Photo", image=EXAMPLE_IMAGE)[0]
+    image = add_photo(g)
     spec = EditSpec("hair", "long wavy silver hair, natural hair texture, photo, detailed",
                     exclude_classes="eyes,brows,nose,lips")
     masks = add_masks(g, loaders, image, spec)
-    positive, negative = text(g, loaders.clip, spec.prompt, "Prompt"), text(g, loaders.clip, spec.negative, "Negative")
+    positive, negative = add_prompts(g, loaders.clip, spec.prompt, spec.negative)
     face_aware = g.add("ReMaskable.FaceAwareConditioning", conditioning=positive, mask=masks.edit, strength=1.0,
                        adapter="none (identity)")
     sampler = add_sampler(g, loaders, image, masks.edit, face_aware[0], negative)
